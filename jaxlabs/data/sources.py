@@ -1,0 +1,127 @@
+"""Find MNIST, Fashion-MNIST or CIFAR-10 on this machine and load it as numpy arrays.
+
+Nothing is downloaded: runs must be reproducible offline and fail fast with a message that says
+where the data was looked for and how to provide it. Order: an explicit `data_dir` (and only
+it: a path the user typed must not be silently replaced), else `$JAXLABS_DATA_DIR`, the usual
+home folders, the Debian package location, Keras' and torchvision's caches, and finally a
+dataset already prepared by tensorflow-datasets.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jaxlabs.data.cifar import ARCHIVES as CIFAR_ARCHIVES, FOLDER as CIFAR_FOLDER, find_cifar, load_cifar10
+from jaxlabs.data.idx import IDX_FILES, find_idx_files, load_idx_folder
+
+ENV_VAR = "JAXLABS_DATA_DIR"
+SPLITS = ("train", "test")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No copy of the dataset in any place looked at."""
+
+
+@dataclass(frozen=True)
+class _Spec:
+    subfolders: tuple[str, ...]  # tried under every base folder
+    extra: tuple[str, ...]  # dataset-specific places, "~" expanded at call time
+    tfds_name: str
+    needs: str  # what a folder must hold, for the error message
+
+
+_IDX_NEEDS = "the IDX files " + ", ".join(f"{n}.gz" for n in IDX_FILES.values()) + " (or uncompressed)"
+_SPECS = {
+    "mnist": _Spec(("mnist", "MNIST", "MNIST/raw"), ("~/.keras/datasets/mnist.npz",), "mnist", _IDX_NEEDS),
+    "fashion_mnist": _Spec(
+        ("fashion_mnist", "fashion-mnist", "FashionMNIST", "FashionMNIST/raw"),
+        # Debian's dataset-fashion-mnist package, then Keras' cache
+        ("/usr/share/datasets/fashion-mnist", "~/.keras/datasets/fashion-mnist"),
+        "fashion_mnist", _IDX_NEEDS),
+    # find_cifar also looks one level down for cifar-10-batches-py/ and the archive
+    "cifar10": _Spec(("cifar10", "cifar-10"), ("~/.keras/datasets",), "cifar10",
+                     f"{CIFAR_FOLDER}/ (data_batch_1..5, test_batch) or {CIFAR_ARCHIVES[0]}"),
+}
+_HOME_BASES = ("~/.jaxlabs/data", "~/data")
+
+
+def _read_local(name: str, path: Path) -> dict[str, np.ndarray] | None:
+    """Load from `path` if it holds the dataset in a format we read, else None."""
+    if name == "cifar10":
+        return load_cifar10(path) if find_cifar(path) else None
+    if path.suffix == ".npz":  # Keras' mnist.npz: x_train (60000, 28, 28) uint8, ...
+        if not path.is_file():
+            return None
+        with np.load(path) as z:
+            return {f"{s}_{k}": (z[f"x_{s}"][..., None] if k == "images" else z[f"y_{s}"].astype(np.int32))
+                    for s in SPLITS for k in ("images", "labels")}
+    return load_idx_folder(path) if find_idx_files(path) else None
+
+
+def _from_tfds(name: str, data_dir: str) -> dict[str, np.ndarray] | str:
+    """Read a dataset tfds has prepared in `data_dir`, or say why not (never downloads)."""
+    try:
+        import tensorflow_datasets as tfds  # heavy and optional: imported only when reached
+    except ImportError:
+        return "tensorflow-datasets not installed"
+    builder = tfds.builder(_SPECS[name].tfds_name, data_dir=data_dir)
+    try:  # array_record format: random access, no TensorFlow needed
+        sources = {s: builder.as_data_source(split=s) for s in SPLITS}
+        rows = {s: [src[i] for i in range(len(src))] for s, src in sources.items()}
+        arrays = {s: (np.stack([r["image"] for r in rs]), np.array([r["label"] for r in rs]))
+                  for s, rs in rows.items()}
+    except Exception as e:
+        if not builder.is_prepared():
+            return "not prepared"
+        try:  # prepared as TFRecord (tfds' default format): only TensorFlow reads it
+            import tensorflow  # noqa: F401
+        except ImportError:
+            return f"prepared as TFRecord, needs tensorflow ({type(e).__name__}: {str(e).splitlines()[0]})"
+        batches = {s: tfds.as_numpy(builder.as_dataset(split=s, batch_size=-1)) for s in SPLITS}
+        arrays = {s: (batch["image"], batch["label"]) for s, batch in batches.items()}
+    return {f"{s}_{k}": a.astype(dtype) for s, (x, y) in arrays.items()
+            for k, a, dtype in (("images", x, np.uint8), ("labels", y, np.int32))}
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """`train_images, train_labels, test_images, test_labels` of mnist, fashion_mnist or cifar10.
+
+    Images uint8 NHWC, (N, 28, 28, 1) or (N, 32, 32, 3); labels int32 (N,). `data_dir` may be a
+    folder holding the files, a parent of one named after the dataset, or a tfds data dir.
+    """
+    if name not in _SPECS:
+        raise ValueError(f"unknown dataset {name!r}, expected one of {', '.join(_SPECS)}")
+    spec = _SPECS[name]
+    env = os.environ.get(ENV_VAR)
+    if data_dir is not None:
+        bases, extra, tfds_dirs = [Path(data_dir)], [], [str(data_dir)]
+    else:
+        bases = ([Path(env)] if env else []) + [Path(b).expanduser() for b in _HOME_BASES]
+        extra = [Path(p).expanduser() for p in spec.extra]
+        # tfds' own default, read now (tfds reads it once at import)
+        default_tfds = os.environ.get("TFDS_DATA_DIR", str(Path("~/tensorflow_datasets").expanduser()))
+        tfds_dirs = ([env] if env else []) + [default_tfds]
+
+    for path in [p for b in bases for p in (b, *(b / sub for sub in spec.subfolders))] + extra:
+        if (data := _read_local(name, path)) is not None:
+            return data
+    tfds_notes = []
+    for d in dict.fromkeys(tfds_dirs):  # dedupe, keep order
+        result = _from_tfds(name, d)
+        if isinstance(result, dict):
+            return result
+        tfds_notes.append(f"{d} ({result})")
+
+    subs = f" (and its subfolders {', '.join(spec.subfolders)})"
+    looked = [f"{b}{subs}" for b in bases] + [str(p) for p in extra]
+    if data_dir is None and env:
+        looked[0] = f"${ENV_VAR}={looked[0]}"
+    elif data_dir is None:
+        looked.insert(0, f"${ENV_VAR} (unset)")
+    raise DatasetNotFoundError(
+        f"{name} not found; looked in {'; '.join(looked)}; tensorflow-datasets dir {'; '.join(tfds_notes)}. "
+        f"Pass --data-dir DIR or set {ENV_VAR} to a folder holding {spec.needs}, "
+        f"or prepare it with `tfds build {spec.tfds_name} --file_format=array_record`")

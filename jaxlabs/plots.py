@@ -1,0 +1,79 @@
+"""Figures for sweeps and reports (matplotlib, Agg backend: works with no screen)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _label(name: str, value) -> str:
+    return f"{name}={value:g}" if isinstance(value, (float, np.floating)) else f"{name}={value}"
+
+
+def curves_band(path: Path, curves: np.ndarray, settings: Sequence, setting_name: str,
+                *, ylabel: str = "train loss", logy: bool = True, hline: float | None = None,
+                title: str = "") -> None:
+    """One line per setting: the median over its members with a band from the min to the max
+    (NaN-aware: a diverged member's NaN does not hide the others). ``curves``: (members, epochs);
+    ``settings``: (members,) the setting each member belongs to."""
+    settings = np.asarray(settings)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    epochs = np.arange(1, curves.shape[1] + 1)
+    for value in dict.fromkeys(settings.tolist()):
+        c = curves[settings == value].astype(np.float64)
+        c = np.where(np.isfinite(c), c, np.nan)
+        with np.errstate(all="ignore"), _quiet_nan():
+            med, lo, hi = np.nanmedian(c, 0), np.nanmin(c, 0), np.nanmax(c, 0)
+        line, = ax.plot(epochs, med, lw=1.4, label=f"{_label(setting_name, value)} (n={len(c)})")
+        ax.fill_between(epochs, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    if hline is not None:
+        ax.axhline(hline, color="k", ls=":", lw=1, label=f"tolerance {hline:g}")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or f"{ylabel}: median and min-max over seeds")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def true_vs_pred(path: Path, panels: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str = "") -> None:
+    """One scatter per panel ``(label, y_true, y_pred)`` with the identity line."""
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.6), squeeze=False)
+    for ax, (label, t, p) in zip(axes[0], panels):
+        ax.scatter(t, p, s=6, alpha=0.6)
+        finite = np.concatenate([t[np.isfinite(t)], p[np.isfinite(p)]])
+        if finite.size:
+            lo, hi = finite.min(), finite.max()
+            ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("true")
+        ax.set_ylabel("predicted")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+class _quiet_nan:
+    """Silence 'All-NaN slice' warnings: a column where every member diverged is simply blank."""
+
+    def __enter__(self):
+        import warnings
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._w.__exit__(*exc)
