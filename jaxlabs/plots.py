@@ -35,6 +35,9 @@ def curves_band(path: Path, curves: np.ndarray, settings: Sequence, setting_name
         ax.axhline(hline, color="k", ls=":", lw=1, label=f"tolerance {hline:g}")
     if logy:
         ax.set_yscale("log")
+        finite = curves[np.isfinite(curves) & (curves > 0)]
+        if finite.size:  # a few divergent spikes must not squash every other curve
+            ax.set_ylim(top=float(np.percentile(finite, 99.5)) * 3)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title or f"{ylabel}: median and min-max over seeds")
@@ -61,6 +64,29 @@ def true_vs_pred(path: Path, panels: Sequence[tuple[str, np.ndarray, np.ndarray]
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def fitted_curves(path: Path, x: np.ndarray, truth: np.ndarray,
+                  fits: Sequence[tuple[str, np.ndarray]], title: str = "") -> None:
+    """One panel per setting: the ground truth and every member's learnt curve ``(members, len(x))``."""
+    n = max(1, len(fits))
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False, sharey=True)
+    for ax, (label, preds) in zip(axes[0], fits):
+        ax.plot(x, truth, "k-", lw=2, label="ground truth")
+        for i, p in enumerate(preds):
+            ax.plot(x, p, lw=1, alpha=0.7, label="learnt (each seed)" if i == 0 else None)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("x")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    lo, hi = np.nanmin(truth), np.nanmax(truth)
+    pad = 0.25 * (hi - lo + 1e-9)
+    axes[0][0].set_ylim(lo - pad, hi + pad)  # a diverged fit must not flatten the others
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

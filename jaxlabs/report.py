@@ -10,7 +10,7 @@ from jaxlabs import plots
 from jaxlabs.results import check_writable, convergence_table, summarize, write_curves, write_records
 from jaxlabs.sweep import SweepResult, run_sweep, static_label
 
-__all__ = ["check_writable", "run_and_save", "lr_tables", "plot_sweep"]
+__all__ = ["check_writable", "run_and_save", "lr_tables", "plot_sweep", "static_label"]
 
 
 def run_and_save(task, static: dict, seeds: Sequence[int], axes: dict[str, Sequence[float]], out,
@@ -67,5 +67,16 @@ def plot_sweep(task, result: SweepResult, out: Path, by: str = "lr") -> list[str
                                g.final["val_pred"][best]))
             name = f"val_true_vs_pred{suffix}.png"
             plots.true_vs_pred(out / name, panels, title=f"{task.name}: best member per {by} (validation)")
+            names.append(name)
+        if "grid_pred" in g.final:
+            _, label, (lo, hi) = task.resolve_target(g.static)
+            x = np.linspace(lo, hi, g.final["grid_pred"].shape[1])
+            fits = []
+            for value in dict.fromkeys(settings.tolist()):
+                idx = np.flatnonzero(settings == value)
+                fits.append((f"{by}={value:g}", g.final["grid_pred"][idx]))
+            name = f"fitted_curves{suffix}.png"
+            plots.fitted_curves(out / name, x, task.resolve_target(g.static)[0](x), fits,
+                                title=f"{task.name}: {label}, learnt curves (every seed) over the ground truth")
             names.append(name)
     return names

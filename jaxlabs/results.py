@@ -78,7 +78,7 @@ def convergence_table(summary: Sequence[dict], by: str, metric: str) -> str:
         m = s[f"{metric}_median"]
         spread = (f"{fmt_num(m)} ({fmt_num(s[f'{metric}_min'])} - {fmt_num(s[f'{metric}_max'])})"
                   if m is not None else "-")
-        rows.append([fmt_num(s[by]) if isinstance(s[by], float) else str(s[by]),
+        rows.append([f"{s[by]:g}" if isinstance(s[by], float) else str(s[by]),
                      f"{s['converged']}/{s['members']}", epochs, spread, str(s["diverged"])])
     return format_table([by, "converged", "epochs to converge: mean +- std (min-max)",
                          f"{metric}: median (min - max)", "diverged"], rows)

@@ -28,7 +28,7 @@ class GroupResult:
 
     static: dict
     seeds: np.ndarray  # (members,)
-    hparams: dict[str, np.ndarray]  # name -> (members,)
+    hparams: dict[str, np.ndarray]  # name -> (members,), as given (the program saw them as float32)
     curves: dict[str, np.ndarray]  # name -> (members, epochs_run)
     final: dict[str, np.ndarray]  # name -> (members, ...), with "status" and "stop_epoch"
     epochs_run: int
@@ -141,7 +141,7 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     curves = {k: np.concatenate([p[k] for p in pieces], axis=1)[:, :epochs_run] for k in pieces[0]}
     return GroupResult(
         static=dict(static or {}), seeds=np.asarray(seeds), curves=curves,
-        hparams={k: np.asarray(v, np.float32) for k, v in hparams.items()},
+        hparams={k: np.asarray(v, np.float64) for k, v in hparams.items()},  # as given, for records
         final={k: np.asarray(v) for k, v in final.items()}, epochs_run=epochs_run,
         compile_s=compile_s, run_s=run_s)
 
@@ -173,5 +173,5 @@ def run_sweep(task, statics: Sequence[dict], seeds: Sequence[int], axes: dict[st
         member_seeds, hp = grid_members(seeds, **axes)
         result.groups.append(run_group(
             trainer, data, member_seeds, hp, static=static, chunk=chunk or task.chunk,
-            progress=progress, desc=f"{task.name} {static_label(static)} ({len(member_seeds)} members)"))
+            progress=progress, desc=f"{task.name} ({len(member_seeds)} members)"))
     return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
@@ -18,24 +19,26 @@ from jaxlabs.models.init import get_init
 
 
 class Dense(nn.Module):
+    """``nn.Linear``: y = x @ kernel + bias, kernel (in, out) = PyTorch's weight transposed."""
+
     features: int
     initializer: str = "pytorch"
     use_bias: bool = True
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x):  # (..., in) -> (..., features)
         scheme = get_init(self.initializer)
         fan_in = x.shape[-1]
-        return nn.Dense(
-            self.features,
-            use_bias=self.use_bias,
-            kernel_init=scheme.kernel,
-            bias_init=scheme.bias(fan_in),
-            name="dense",
-        )(x)
+        kernel = self.param("kernel", scheme.kernel, (fan_in, self.features), jnp.float32)
+        y = x @ kernel
+        if self.use_bias:
+            y = y + self.param("bias", scheme.bias(fan_in), (self.features,), jnp.float32)
+        return y
 
 
 class Conv(nn.Module):
+    """``nn.Conv2d(padding=kernel // 2)`` in NHWC; kernel (kh, kw, in, out) = weight OIHW -> HWIO."""
+
     features: int
     kernel_size: int = 3
     strides: int = 1
@@ -47,17 +50,14 @@ class Conv(nn.Module):
         scheme = get_init(self.initializer)
         k = self.kernel_size
         fan_in = x.shape[-1] * k * k
+        kernel = self.param("kernel", scheme.kernel, (k, k, x.shape[-1], self.features), jnp.float32)
         pad = k // 2
-        return nn.Conv(
-            self.features,
-            (k, k),
-            strides=(self.strides, self.strides),
-            padding=((pad, pad), (pad, pad)),
-            use_bias=self.use_bias,
-            kernel_init=scheme.kernel,
-            bias_init=scheme.bias(fan_in),
-            name="conv",
-        )(x)
+        y = jax.lax.conv_general_dilated(
+            x, kernel, (self.strides, self.strides), ((pad, pad), (pad, pad)),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        if self.use_bias:
+            y = y + self.param("bias", scheme.bias(fan_in), (self.features,), jnp.float32)
+        return y
 
 
 class BatchNorm(nn.Module):

@@ -1,8 +1,8 @@
 """Every lab as a task the sweep engine can run; ``TASKS`` maps CLI names to them."""
 from jaxlabs.tasks.base import Task
-from jaxlabs.tasks.fit import FitTask
+from jaxlabs.tasks.fit import FitPolyTask, FitTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (FitTask,)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (FitTask, FitPolyTask)}
 
 
 def get_task(name: str) -> Task:

@@ -19,11 +19,16 @@ class Task:
     static_defaults: ClassVar[dict[str, Any]]
     traced_defaults: ClassVar[dict[str, float]]
     chunk: ClassVar[int] = 100  # epochs per device call: one progress tick
+    lr_grid: ClassVar[tuple[float, ...]] = (0.001, 0.01, 0.1)  # the sweep's default learning rates
     primary_metric: ClassVar[str]  # the final metric the tables lead with
     lower_is_better: ClassVar[bool] = True
 
     def build(self, static: dict) -> tuple[Trainer, Any]:
         raise NotImplementedError
+
+    def check(self, static: dict) -> None:
+        """Raise ValueError (one line) for a bad static option before anything is trained.
+        The default builds nothing; tasks override it for checks that are cheap."""
 
     def resolve_static(self, **overrides) -> dict:
         unknown = set(overrides) - set(self.static_defaults)

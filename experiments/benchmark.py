@@ -1,0 +1,157 @@
+"""Lab A, timed three ways in one run: the vmapped grid, the same members one at a time in JAX, and
+the lab report's own PyTorch loop (eager, one configuration after another).
+
+    python -m experiments.benchmark                    # 3 lr x 3 seeds, N=2000, 1000 epochs
+    python -m experiments.benchmark --seeds 8 --epochs 2000 --json runs/bench.json
+
+Every member runs the same number of epochs (the tolerance is set unreachable), so the three
+paths do the same arithmetic: full-batch Adam on 1600 points through the SiLU MLP, plus (JAX paths)
+the per-epoch validation MSE that the sweep records. Compile time is reported apart. PyTorch is an
+optional dependency of this benchmark only (``pip install torch``); without it that column is
+skipped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlabs.cli import ArgumentParser, int_at_least, positive_float_list
+from jaxlabs.sweep import grid_members, run_group
+from jaxlabs.tasks import get_task
+from jaxlabs.train import make_train
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(prog="python -m experiments.benchmark", description=__doc__.split("\n\n")[0])
+    p.add_argument("--lr", type=positive_float_list("--lr", "0.001,0.01,0.1"), default=[0.001, 0.01, 0.1],
+                   help="learning rates (default: 0.001,0.01,0.1)")
+    p.add_argument("--seeds", type=int_at_least(1), default=3, help="seeds per learning rate (default: %(default)s)")
+    p.add_argument("--n", type=int_at_least(10), default=2000, help="samples, split 8:1:1 (default: %(default)s)")
+    p.add_argument("--epochs", type=int_at_least(1), default=1000, help="epochs per member (default: %(default)s)")
+    p.add_argument("--width", type=int_at_least(1), default=64, help="hidden units (default: %(default)s)")
+    p.add_argument("--depth", type=int_at_least(1), default=4, help="hidden layers (default: %(default)s)")
+    p.add_argument("--skip-torch", action="store_true", help="do not run the PyTorch loop")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    return p.parse_args(argv)
+
+
+def torch_report_loop(data, lrs, seeds, width, depth, epochs, threads):
+    """The report's training code, verbatim in spirit: eager PyTorch, Adam, MSE, a Python while
+    loop that compares the loss tensor every epoch, one configuration after another."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads)
+
+    class FeedforwardNN(nn.Module):
+        def __init__(self, input_dim, hidden_dim, output_dim, num_layers):
+            super().__init__()
+            self.fc1 = nn.Linear(input_dim, hidden_dim)
+            self.hidden_layers = nn.ModuleList([nn.Linear(hidden_dim, hidden_dim) for _ in range(num_layers - 1)])
+            self.fc2 = nn.Linear(hidden_dim, output_dim)
+            self.activation = nn.SiLU()
+
+        def forward(self, x):
+            x = self.activation(self.fc1(x))
+            for layer in self.hidden_layers:
+                x = self.activation(layer(x))
+            return self.fc2(x)
+
+    def train_model(model, criterion, optimizer, X_train, y_train, max_epochs, tolerance):
+        losses = []
+        loss = 1.0
+        epoch = 1
+        while loss > tolerance:
+            optimizer.zero_grad()
+            outputs = model(X_train)
+            loss = criterion(outputs, y_train)
+            losses.append(loss)
+            loss.backward()
+            optimizer.step()
+            epoch = epoch + 1
+            if epoch % 2000 == 0:
+                print(f"Epoch [{epoch}], Loss: {loss.item():.4f}", file=sys.stderr)
+            if epoch > max_epochs:
+                break
+        return losses
+
+    X = torch.from_numpy(np.asarray(data["x_train"]))
+    y = torch.from_numpy(np.asarray(data["y_train"]))
+    final = []
+    t0 = time.perf_counter()
+    for lr in lrs:
+        for seed in seeds:
+            torch.manual_seed(seed)
+            model = FeedforwardNN(1, width, 1, depth)
+            opt = torch.optim.Adam(model.parameters(), lr=lr)
+            losses = train_model(model, nn.MSELoss(), opt, X, y, epochs, tolerance=-1.0)
+            final.append(float(losses[-1]))
+    return time.perf_counter() - t0, final
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    task = get_task("fit-log2cos")
+    static = task.resolve_static(n=args.n, width=args.width, depth=args.depth, epochs=args.epochs)
+    trainer, data = task.build(static)
+    seeds = list(range(args.seeds))
+    member_seeds, hp = grid_members(seeds, lr=args.lr, tolerance=[0.0])  # never converges: equal work
+    members = len(member_seeds)
+    device = jax.devices()[0]
+    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+               "cpu_count": os.cpu_count(), "jax": jax.__version__, "device": str(device.device_kind),
+               "backend": jax.default_backend()}
+    print(f"Lab A: {members} members ({len(args.lr)} lr x {args.seeds} seeds), N={args.n}, "
+          f"width {args.width}, depth {args.depth}, {args.epochs} epochs each, on {machine['backend']} "
+          f"({machine['device']}, {machine['cpu_count']} CPUs)")
+
+    swept = run_group(trainer, data, member_seeds, hp, chunk=task.chunk, progress=False)
+    t_vmap = swept.run_s
+    print(f"  vmapped grid        : {t_vmap:8.2f} s  (+{swept.compile_s:.1f} s compile)")
+
+    train = jax.jit(make_train(trainer))  # lr is traced: one compile serves every member
+    t0 = time.perf_counter()
+    jax.block_until_ready(train(jax.random.key(0), {k: jnp.float32(v[0]) for k, v in hp.items()}, data))
+    compile_one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    alone_final = []
+    for i in range(members):
+        curves, final = train(jax.random.key(member_seeds[i]), {k: jnp.float32(v[i]) for k, v in hp.items()}, data)
+        alone_final.append(float(jax.block_until_ready(curves["loss"])[-1]))
+    t_alone = time.perf_counter() - t0
+    print(f"  JAX one at a time   : {t_alone:8.2f} s  (+{compile_one:.1f} s first call)")
+    # the same program, so the same numbers: a benchmark of different work would be meaningless
+    np.testing.assert_allclose(alone_final, swept.curves["loss"][:, -1], rtol=1e-4)
+
+    t_torch = None
+    if not args.skip_torch:
+        try:
+            t_torch, _ = torch_report_loop(data, args.lr, seeds, args.width, args.depth, args.epochs,
+                                           threads=os.cpu_count() or 1)
+            print(f"  PyTorch report loop : {t_torch:8.2f} s")
+        except ImportError:
+            print("  PyTorch report loop : skipped (torch not installed: pip install torch)")
+    print(f"\nJAX one at a time / vmapped grid = {t_alone / t_vmap:.2f}x")
+    if t_torch is not None:
+        print(f"PyTorch report loop / vmapped grid = {t_torch / t_vmap:.2f}x")
+        print(f"PyTorch report loop / JAX one at a time = {t_torch / t_alone:.2f}x")
+    member_epochs = members * args.epochs
+    print(f"throughput: vmapped {member_epochs / t_vmap:,.0f} member-epochs/s, one at a time "
+          f"{member_epochs / t_alone:,.0f}" + (f", PyTorch {member_epochs / t_torch:,.0f}" if t_torch else ""))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "members": members, "epochs": args.epochs, "n": args.n,
+                       "vmapped_s": t_vmap, "vmapped_compile_s": swept.compile_s, "jax_alone_s": t_alone,
+                       "torch_s": t_torch}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

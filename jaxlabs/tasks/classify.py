@@ -1,0 +1,218 @@
+"""Mini-batch image classification on the engine: what Labs D, E and F share.
+
+One epoch is the reports' PyTorch loop, ``for x, y in DataLoader(train, batch_size,
+shuffle=True, drop_last=False)``, then an evaluation pass:
+
+- order: each member draws its own permutation from its own key (split off the carry's key every
+  epoch), so seeds see different orders and one seed always sees the same one;
+- steps: the full batches run under ``lax.scan``; the short last batch (``n % batch_size``
+  images) is one more step, traced at its own static shape. Not padded and masked: BatchNorm would
+  count padded rows in its batch statistics, while a separate step is exact for every model (it
+  only costs a second trace of the step);
+- logs: ``loss`` is the mean of the step losses (PyTorch's ``train_loss / (batch_idx + 1)``),
+  ``train_acc`` correct / total over the pass (train mode, augmented, while the parameters move,
+  as the reports printed them); ``val_*`` / ``test_*`` are loss (mean over images) and accuracy of
+  the parameters after the pass, in eval mode;
+- checkpoint: params and batch_stats of the first epoch with the best validation accuracy (the
+  reports saved the best model); without a validation split, the last epoch. ``finish`` evaluates
+  the checkpoint on the test split: accuracy, loss, per-class accuracy and confusion matrix.
+
+Images stay uint8 on the device, shared by all members; each batch is scaled to [0, 1],
+augmented (train steps only, when the task asks), then normalised with the task's mean and std.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import linen as nn
+
+from jaxlabs.train import Trainer
+
+Augment = Callable[[jax.Array, jax.Array], jax.Array]  # (key, images in [0, 1]) -> images
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """A static configuration of a classification lab.
+
+    ``loss(logits, labels)`` is the batch mean (as ``nn.CrossEntropyLoss()``); ``optimizer(hp,
+    steps_per_epoch)`` builds the member's optax transformation from its traced numbers (the steps
+    let a schedule count in epochs).
+    """
+
+    model: nn.Module
+    loss: Callable[[jax.Array, jax.Array], jax.Array]
+    optimizer: Callable[[dict, int], optax.GradientTransformation]
+    batch_size: int
+    epochs: int
+    mean: Sequence[float] = (0.0,)  # per channel, applied after scaling to [0, 1]
+    std: Sequence[float] = (1.0,)
+    augment: Augment | None = None
+    eval_batch: int = 1000  # images per evaluation step: bounds activation memory per member
+    test_each_epoch: bool = True  # the reports plotted test accuracy per epoch
+
+
+def batch_order(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
+    """One epoch of ``DataLoader(shuffle=True, drop_last=False)``: a permutation of range(n) cut
+    into full batches (n // batch_size, batch_size) and the rest (n % batch_size,)."""
+    perm = jax.random.permutation(key, n)
+    full = (n // batch_size) * batch_size
+    return perm[:full].reshape(-1, batch_size), perm[full:]
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)
+
+
+def _variables(params, stats) -> dict:
+    return {"params": params, "batch_stats": stats} if stats else {"params": params}
+
+
+def make_trainer(spec: ClassifierSpec, data: dict) -> Trainer:
+    """The Trainer for ``data``: uint8 images ``x_{train,val,test}`` (n, H, W, C) and int32 labels
+    ``y_*`` (n,); ``x_val``/``y_val`` are optional. Sizes are read here: they shape the program."""
+    model, batch_size = spec.model, spec.batch_size
+    n_train = int(data["x_train"].shape[0])
+    has_val = "x_val" in data
+    steps = steps_per_epoch(n_train, batch_size)
+    n_full, n_rest = divmod(n_train, batch_size)
+    mean, std = jnp.asarray(spec.mean, jnp.float32), jnp.asarray(spec.std, jnp.float32)
+    per_image_loss = jax.vmap(lambda z, y: spec.loss(z[None], y[None]))  # the batch-mean loss per row
+
+    def prepare(images, key=None):  # uint8 (B, H, W, C) -> float32, normalised
+        x = images.astype(jnp.float32) / 255.0
+        if key is not None and spec.augment is not None:
+            x = spec.augment(key, x)
+        return (x - mean) / std
+
+    def train_step(opt, d, state, batch):
+        params, stats, opt_state = state
+        rows, key = batch  # (B,) indices into the train split, the step's key
+        aug_key, dropout_key = jax.random.split(key)
+        x, y = prepare(d["x_train"][rows], aug_key), d["y_train"][rows]
+
+        def objective(p):
+            logits, new = model.apply(_variables(p, stats), x, train=True, rngs={"dropout": dropout_key},
+                                      mutable=["batch_stats"])
+            return spec.loss(logits, y), (logits, new.get("batch_stats", stats))
+
+        (loss, (logits, stats)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        correct = jnp.sum(jnp.argmax(logits, -1) == y)
+        return (optax.apply_updates(params, updates), stats, opt_state), (loss, correct)
+
+    def evaluate(params, stats, images, labels, confusion=False):
+        """Mean loss, accuracy (and the confusion matrix, rows = true class) over a split, in
+        fixed-size batches; the last batch re-reads the final image and masks the repeats."""
+        n = int(images.shape[0])
+        eb = min(spec.eval_batch, n)
+        variables = _variables(params, stats)
+
+        def body(acc, i):
+            idx = i * eb + jnp.arange(eb)
+            valid = idx < n  # (eb,)
+            idx = jnp.minimum(idx, n - 1)
+            y = labels[idx]
+            logits = model.apply(variables, prepare(images[idx]), train=False)  # (eb, classes)
+            pred = jnp.argmax(logits, -1)
+            loss_sum, correct, conf = acc
+            loss_sum += jnp.sum(jnp.where(valid, per_image_loss(logits, y), 0.0))
+            correct += jnp.sum(valid & (pred == y))
+            if confusion:
+                classes = logits.shape[-1]
+                conf += (jax.nn.one_hot(y, classes) * valid[:, None]).T @ jax.nn.one_hot(pred, classes)
+            return (loss_sum, correct, conf), None
+
+        classes = jax.eval_shape(lambda: model.apply(variables, prepare(images[:1]), train=False)).shape[-1]
+        zero = (jnp.float32(0), jnp.int32(0), jnp.zeros((classes, classes) if confusion else (), jnp.float32))
+        (loss_sum, correct, conf), _ = jax.lax.scan(body, zero, jnp.arange(-(-n // eb)))
+        out = {"loss": loss_sum / n, "acc": correct / n}
+        if confusion:
+            out["confusion"] = conf.astype(jnp.int32)
+        return out
+
+    def init(key, hp, d):
+        params_key, dropout_key, data_key = jax.random.split(key, 3)
+        variables = model.init({"params": params_key, "dropout": dropout_key}, prepare(d["x_train"][:1]),
+                               train=False)
+        params, stats = variables["params"], variables.get("batch_stats", {})
+        return {"params": params, "batch_stats": stats, "opt_state": spec.optimizer(hp, steps).init(params),
+                "key": data_key, "best": {"params": params, "batch_stats": stats},
+                "best_score": jnp.float32(-jnp.inf), "best_epoch": jnp.int32(0)}
+
+    def epoch(carry, hp, d, e):
+        key, order_key, steps_key = jax.random.split(carry["key"], 3)
+        full, rest = batch_order(order_key, n_train, batch_size)  # (n_full, B), (n_rest,)
+        step_keys = jax.random.split(steps_key, steps)
+        step = lambda state, batch: train_step(spec.optimizer(hp, steps), d, state, batch)  # noqa: E731
+        state = (carry["params"], carry["batch_stats"], carry["opt_state"])
+        losses, corrects = [], []
+        if n_full:
+            state, (loss, correct) = jax.lax.scan(step, state, (full, step_keys[:n_full]))
+            losses.append(loss)
+            corrects.append(correct)
+        if n_rest:
+            state, (loss, correct) = step(state, (rest, step_keys[-1]))
+            losses.append(loss[None])
+            corrects.append(correct[None])
+        params, stats, opt_state = state
+        logs = {"loss": jnp.mean(jnp.concatenate(losses)),
+                "train_acc": jnp.sum(jnp.concatenate(corrects)) / n_train}
+        if has_val:
+            val = evaluate(params, stats, d["x_val"], d["y_val"])
+            logs.update(val_loss=val["loss"], val_acc=val["acc"])
+        if spec.test_each_epoch:
+            test = evaluate(params, stats, d["x_test"], d["y_test"])
+            logs.update(test_loss=test["loss"], test_acc=test["acc"])
+        # best validation accuracy, first epoch on ties; without validation every epoch is "better"
+        score = logs["val_acc"] if has_val else (e + 1).astype(jnp.float32)
+        better = score > carry["best_score"]
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(better, a, b), new, old)  # noqa: E731
+        new_carry = {"params": params, "batch_stats": stats, "opt_state": opt_state, "key": key,
+                     "best": keep({"params": params, "batch_stats": stats}, carry["best"]),
+                     "best_score": jnp.where(better, score, carry["best_score"]),
+                     "best_epoch": jnp.where(better, e + 1, carry["best_epoch"]).astype(jnp.int32)}
+        return new_carry, logs, jnp.bool_(False)
+
+    def finish(carry, hp, d):
+        best = carry["best"]
+        test = evaluate(best["params"], best["batch_stats"], d["x_test"], d["y_test"], confusion=True)
+        conf = test["confusion"]  # (classes, classes): rows true, columns predicted
+        support = jnp.sum(conf, axis=1)
+        per_class = jnp.where(support > 0, jnp.diag(conf) / jnp.maximum(support, 1), jnp.nan)
+        out = {"test_acc": test["acc"], "test_loss": test["loss"], "per_class_acc": per_class,
+               "confusion": conf, "best_epoch": carry["best_epoch"]}
+        if has_val:
+            out["val_acc"] = carry["best_score"]
+        return out
+
+    return Trainer(init, epoch, finish, max_epochs=spec.epochs, monitor="loss")
+
+
+def synthetic_images(n_train: int, n_test: int, shape: Sequence[int], classes: int = 10,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """Random stand-in data in :func:`jaxlabs.data.load_dataset`'s format, for tests and speed
+    benchmarks without the real files: each class has a random template and an image is half its
+    template, half noise (uint8), so a model can learn it. Never a result about the real dataset."""
+    rng = np.random.default_rng(seed)
+    templates = rng.integers(0, 256, (classes, *shape))
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = rng.integers(0, classes, n).astype(np.int32)
+        noise = rng.integers(0, 256, (n, *shape))
+        out[f"{split}_images"] = ((templates[labels] + noise) // 2).astype(np.uint8)
+        out[f"{split}_labels"] = labels
+    return out
+
+
+def check_positive_ints(task: str, static: dict, names: Sequence[str]) -> None:
+    """One-line ValueError for a static option that must be a positive integer."""
+    for k in names:
+        v = static[k]
+        if isinstance(v, bool) or int(v) != v or v < 1:
+            raise ValueError(f"{task}: {k} must be a positive integer, got {v!r}")

@@ -1,0 +1,103 @@
+"""Lab D: MNIST digits with a small CNN, Adam, cross entropy, best-validation checkpoint.
+
+Seed 001, part 2. The model is [conv -> (BatchNorm) -> relu -> maxpool 2] x depth -> fc -> relu
+-> dropout -> fc(10) (:class:`jaxlabs.models.CNN`). Splits:
+
+- ``subset < 1`` (default 0.05, the report's local runs): the 70,000 MNIST images (train and test
+  files pooled) are subsampled, stratified by digit, and split train:val:test = 4.8:1.2:1. 5% is
+  2,400 / 600 / 500 images: the report's "3000 images" for training and validation, and its
+  confusion matrices hold about 500 test images.
+- ``subset == 1`` (the report's "full set, same proportions", where it reached 99%+): 48,000 /
+  12,000 of the train file for train / val, and the official 10,000-image test file, which is the
+  same 4.8:1.2:1 and keeps test accuracy comparable with everyone else's.
+
+The report does not give batch size, channels, dropout rate, epochs or the normalisation; the
+defaults are the usual PyTorch MNIST choices and each says so. Full-set run (3 seeds, 3 epochs)::
+
+    python -c "from jaxlabs.tasks.mnist_cnn import MnistCNNTask; from jaxlabs.sweep import run_sweep; \
+t = MnistCNNTask(); r = run_sweep(t, [t.resolve_static(subset=1.0, epochs=3)], [0, 1, 2], {'lr': [0.001]})"
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from jaxlabs.data import augment as augment_images
+from jaxlabs.data import load_dataset, split_ratio
+from jaxlabs.data.splits import DATA_SEED
+from jaxlabs.models import CNN
+from jaxlabs.tasks.base import Task
+from jaxlabs.tasks.classify import ClassifierSpec, check_positive_ints, make_trainer, synthetic_images
+from jaxlabs.torch_compat import cross_entropy, torch_adam
+
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)  # transforms.Normalize of the PyTorch MNIST example
+SPLIT = (4.8, 1.2, 1.0)  # the report's train:val:test
+
+
+def mnist_splits(raw: dict, subset: float, data_seed: int = DATA_SEED) -> dict[str, np.ndarray]:
+    """x_{train,val,test} uint8 (n, 28, 28, 1) and y_* int32 (n,) from load_dataset's dict."""
+    if subset < 1:
+        images = np.concatenate([raw["train_images"], raw["test_images"]])
+        labels = np.concatenate([raw["train_labels"], raw["test_labels"]])
+        parts = split_ratio(len(images), SPLIT, seed=data_seed, subset=subset, labels=labels)
+        return {f"{a}_{s}": (images if a == "x" else labels)[idx]
+                for s, idx in zip(("train", "val", "test"), parts) for a in ("x", "y")}
+    train, val = split_ratio(len(raw["train_images"]), SPLIT[:2], seed=data_seed)
+    return {"x_train": raw["train_images"][train], "y_train": raw["train_labels"][train],
+            "x_val": raw["train_images"][val], "y_val": raw["train_labels"][val],
+            "x_test": raw["test_images"], "y_test": raw["test_labels"]}
+
+
+class MnistCNNTask(Task):
+    name = "mnist-cnn"
+    lab = "D"
+    description = "Lab D: MNIST CNN [conv-(bn)-relu-pool] x depth -> fc -> dropout -> fc, Adam, best-val checkpoint"
+    static_defaults = {
+        "depth": 2,  # the report's default: conv-pool-conv-pool-fc-fc
+        "kernel": 5,  # the report's choice (5x5 best trade-off)
+        "channels": 32,  # not in the report: 32 channels, doubling per block
+        "hidden": 128,  # not in the report: the fc layer's width
+        "batch_norm": False,  # studied on/off; the base model has none
+        "dropout": 0.5,  # not in the report (several rates studied): PyTorch's nn.Dropout default
+        "batch_size": 64,  # not in the report: the PyTorch MNIST example's; 2,400 images -> 38 steps
+        "epochs": 20,  # the report's curves settle after ~15 epochs on the 5% subset; 3 reach 99% on the full set
+        "subset": 0.05,  # fraction of the 70k images (the report's local runs); 1.0 = full set
+        "augment": False,  # the report's rotation 10 / translate 0.1 / brightness 0.2: found harmful
+        "data_dir": None,  # None: $JAXLABS_DATA_DIR and the usual places (jaxlabs.data.load_dataset)
+        "data_seed": DATA_SEED,  # the split, apart from the training seeds
+        "synthetic": 0,  # > 0: that many random MNIST-shaped train images instead of MNIST (tests, benchmarks)
+        "initializer": "pytorch",
+    }
+    traced_defaults = {"lr": 0.001}  # Adam's default, the usual MNIST choice
+    lr_grid = (0.0001, 0.001, 0.01)
+    chunk = 1  # an epoch is many steps: one progress tick each
+    primary_metric = "test_acc"
+    lower_is_better = False
+
+    def check(self, static: dict) -> None:
+        check_positive_ints(self.name, static, ("depth", "kernel", "channels", "hidden", "batch_size", "epochs"))
+        if static["depth"] > 4:
+            raise ValueError(f"{self.name}: depth {static['depth']} pools 28x28 below 1x1; use depth <= 4")
+        if not 0 < static["subset"] <= 1:
+            raise ValueError(f"{self.name}: subset must be in (0, 1], got {static['subset']!r}")
+        if not 0 <= static["dropout"] < 1:
+            raise ValueError(f"{self.name}: dropout must be in [0, 1), got {static['dropout']!r}")
+        if int(static["synthetic"]) != static["synthetic"] or static["synthetic"] < 0:
+            raise ValueError(f"{self.name}: synthetic must be a count of images >= 0, got {static['synthetic']!r}")
+
+    def raw_data(self, static: dict) -> dict:
+        if static["synthetic"]:
+            n = int(static["synthetic"])
+            return synthetic_images(n, max(n // 6, 1), (28, 28, 1), seed=static["data_seed"])
+        return load_dataset("mnist", static["data_dir"])
+
+    def build(self, static: dict):
+        self.check(static)
+        data = mnist_splits(self.raw_data(static), static["subset"], static["data_seed"])
+        model = CNN(depth=static["depth"], kernel=static["kernel"], channels=static["channels"],
+                    hidden=static["hidden"], batch_norm=static["batch_norm"], dropout=static["dropout"],
+                    initializer=static["initializer"])
+        spec = ClassifierSpec(
+            model=model, loss=cross_entropy, optimizer=lambda hp, steps: torch_adam(hp["lr"]),
+            batch_size=static["batch_size"], epochs=static["epochs"], mean=MNIST_MEAN, std=MNIST_STD,
+            augment=augment_images if static["augment"] else None)  # rotation 10, translate 0.1, brightness 0.2
+        return make_trainer(spec, data), data

@@ -1,0 +1,311 @@
+"""Lab G's hand-written framework against the library it replaces, and the mnist-scratch task end
+to end on tiny synthetic IDX files."""
+import gzip
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxlabs import scratch
+from jaxlabs.models import MLP
+from jaxlabs.sweep import run_group
+from jaxlabs.tasks.scratch import ScratchTask, masked_ce, to_flax
+from jaxlabs.train import CONVERGED, MAX_EPOCHS, Trainer
+
+# conv2d sums the same products as XLA's conv in another order: float32 rounding only.
+CONV_RTOL, CONV_ATOL = 1e-5, 1e-5
+# One forward/backward: hand-written vs autodiff, same math, different summation order.
+GRAD_RTOL, GRAD_ATOL = 1e-5, 1e-6
+# Scratch vs library over one 20-step epoch from the same initialisation and batches. The paths
+# differ in rounding only (x.T @ g vs autodiff's dot_general, MomentGD's -lr folded into the
+# velocity vs optax's trace), ~1e-7 relative per step; 20 steps of lr 0.1 grow that to ~1e-6.
+# A real difference (a missing L2 term, another batch order, momentum off by 0.01) moves the
+# parameters by 1e-3 or more, so 2e-5 separates the two cleanly.
+PATH_ATOL = 2e-5
+
+
+# ------------------------------------------------------------------------------------ conv2d
+@pytest.mark.parametrize("stride,padding,kernel", [
+    (1, 0, 3), (1, 1, 3), (2, 1, 3), (2, 0, 3), (1, 2, 5), (2, ((1, 0), (2, 1)), 3), ((2, 1), (0, 1), 1)])
+def test_conv2d_matches_lax_conv(stride, padding, kernel):
+    kx, kw, kb = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, (2, 9, 8, 3))  # odd height, even width: strides that do not divide
+    w = jax.random.normal(kw, (kernel, kernel, 3, 4))
+    b = jax.random.normal(kb, (4,))
+    s = (stride, stride) if isinstance(stride, int) else stride
+    pad = padding if isinstance(padding, tuple) and isinstance(padding[0], tuple) else \
+        [(p, p) for p in ((padding, padding) if isinstance(padding, int) else padding)]
+    ref = jax.lax.conv_general_dilated(x, w, s, pad, dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+    out = scratch.conv2d(x, w, b, stride=stride, padding=padding)
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=CONV_RTOL, atol=CONV_ATOL)
+
+
+def test_conv2d_gradient_matches_lax_conv():
+    x = jax.random.normal(jax.random.key(1), (2, 7, 7, 2))
+    w = jax.random.normal(jax.random.key(2), (3, 3, 2, 5))
+
+    def ref(x, w):
+        return jnp.sum(jnp.sin(jax.lax.conv_general_dilated(x, w, (2, 2), [(1, 1), (1, 1)],
+                                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))))
+
+    def ours(x, w):
+        return jnp.sum(jnp.sin(scratch.conv2d(x, w, stride=2, padding=1)))
+
+    for g, r in zip(jax.grad(ours, (0, 1))(x, w), jax.grad(ref, (0, 1))(x, w)):
+        np.testing.assert_allclose(g, r, rtol=CONV_RTOL, atol=CONV_ATOL)
+
+
+def test_conv2d_rejects_a_kernel_larger_than_the_input():
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        scratch.conv2d(jnp.zeros((1, 2, 2, 1)), jnp.zeros((3, 3, 1, 1)))
+
+
+# ------------------------------------------------------------------ forward and backward pass
+def _batch(n=12, features=20, classes=10, seed=0):
+    kx, ky = jax.random.split(jax.random.key(seed))
+    return jax.random.normal(kx, (n, features)), jax.random.randint(ky, (n,), 0, classes)
+
+
+def test_forward_and_hand_written_gradient_match_flax_optax_reference():
+    x, y = _batch()
+    mask = jnp.arange(12) < 9  # a padded last batch: 9 real rows
+    layers = scratch.init_mlp(jax.random.key(3), (20, 16, 16, 10), "pytorch")
+    model, l2 = MLP(width=16, depth=2, out=10, activation="relu"), 0.01
+
+    def reference(params):
+        ce = masked_ce(model.apply({"params": params}, x), y, mask)
+        return ce + l2 / 2 * sum(jnp.sum(jnp.square(p["kernel"])) for p in params.values())
+
+    ref_loss, ref_grads = jax.value_and_grad(reference)(to_flax(layers))
+    logits = scratch.mlp_forward(layers, x)[0]
+    np.testing.assert_allclose(logits, model.apply({"params": to_flax(layers)}, x), rtol=GRAD_RTOL, atol=GRAD_ATOL)
+    loss, grads = scratch.mlp_loss_and_grads(layers, x, y, mask, l2=l2)
+    l2_term = l2 / 2 * sum(jnp.sum(jnp.square(p["w"])) for p in layers)  # the returned loss leaves it out
+    np.testing.assert_allclose(loss + l2_term, ref_loss, rtol=GRAD_RTOL)
+    np.testing.assert_allclose(loss, optax.softmax_cross_entropy_with_integer_labels(logits[:9], y[:9]).mean(),
+                               rtol=GRAD_RTOL)
+    for got, want in zip(jax.tree.leaves(to_flax(grads)), jax.tree.leaves(ref_grads)):
+        np.testing.assert_allclose(got, want, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+
+
+def test_hand_written_gradient_through_dropout_matches_autodiff():
+    x, y = _batch(seed=1)
+    layers = scratch.init_mlp(jax.random.key(4), (20, 32, 10), "xavier_normal")
+    key = jax.random.key(5)
+    auto = jax.grad(lambda p: scratch.cross_entropy(scratch.mlp_forward(p, x, key, 0.5)[0], y))(layers)
+    _, grads = scratch.mlp_loss_and_grads(layers, x, y, key=key, rate=0.5)
+    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(auto)):
+        np.testing.assert_allclose(got, want, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+
+
+def test_cross_entropy_is_stable_for_huge_logits():
+    logits = jnp.array([[1e4, 0.0, -1e4], [0.0, 1e4, 0.0]])
+    np.testing.assert_allclose(scratch.cross_entropy(logits, jnp.array([0, 0])), 1e4 / 2, rtol=1e-6)
+
+
+def test_dropout_rate_can_be_traced_and_vmapped():
+    rates = jnp.array([0.0, 0.2, 0.5])
+    x = jnp.ones((4000,))
+    y, mask = jax.vmap(lambda r: scratch.dropout(jax.random.key(0), x, r))(rates)
+    np.testing.assert_array_equal(y[0], x)  # rate 0 is the identity
+    np.testing.assert_allclose(jnp.mean(y == 0, axis=1), rates, atol=0.03)  # dropped fraction
+    np.testing.assert_allclose(jnp.mean(y, axis=1), 1.0, atol=0.05)  # inverted scaling keeps the mean
+    np.testing.assert_allclose(y[2][y[2] > 0], 2.0)
+
+
+def test_init_schemes_have_the_stated_scales():
+    pt = scratch.init_linear(jax.random.key(0), 400, 300, "pytorch")
+    assert float(jnp.max(jnp.abs(pt["w"]))) <= 1 / 20 and float(jnp.max(jnp.abs(pt["w"]))) > 0.049
+    assert float(jnp.max(jnp.abs(pt["b"]))) <= 1 / 20 and float(jnp.std(pt["b"])) > 0.02
+    xn = scratch.init_linear(jax.random.key(0), 400, 300, "xavier_normal")
+    assert abs(float(jnp.std(xn["w"])) - (2 / 700) ** 0.5) < 1e-3 and not jnp.any(xn["b"])
+    with pytest.raises(ValueError, match="unknown init scheme"):
+        scratch.init_linear(jax.random.key(0), 2, 2, "he")
+
+
+# ------------------------------------------------------------------------------- optimizers
+def _params_and_grads(seed):
+    layers = scratch.init_mlp(jax.random.key(seed), (6, 5, 3))
+    return layers, jax.tree.map(lambda p: jnp.cos(p * 7.0 + seed), layers)
+
+
+def test_sgd_step_equals_optax_sgd_exactly():
+    params, grads = _params_and_grads(0)
+    updates, _ = optax.sgd(0.05).update(grads, optax.sgd(0.05).init(params), params)
+    for a, b in zip(jax.tree.leaves(scratch.sgd(params, grads, 0.05)),
+                    jax.tree.leaves(optax.apply_updates(params, updates))):
+        np.testing.assert_array_equal(a, b)  # p - lr g and p + (-lr g): the same float operation
+
+
+def test_momentgd_equals_optax_sgd_with_momentum():
+    """v <- mu v - lr g; p <- p + v equals optax's trace t <- mu t + g; p <- p - lr t with
+    v = -lr t at a constant lr: checked over 5 steps with new gradients each step."""
+    lr, mu = 0.05, 0.9
+    params, _ = _params_and_grads(0)
+    tx = optax.sgd(lr, momentum=mu)
+    ours, velocity, theirs, state = params, jax.tree.map(jnp.zeros_like, params), params, tx.init(params)
+    for i in range(5):
+        grads = _params_and_grads(i + 1)[1]
+        ours, velocity = scratch.momentgd(ours, grads, velocity, lr, mu)
+        updates, state = tx.update(grads, state, theirs)
+        theirs = optax.apply_updates(theirs, updates)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    trace = state[0].trace  # optax's TraceState
+    for v, t in zip(jax.tree.leaves(velocity), jax.tree.leaves(trace)):
+        np.testing.assert_allclose(v, -lr * t, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentgd"])
+def test_parameters_really_change_after_an_update(optimizer):
+    """The report's own check (its first run trained nothing: the optimizer never wrote back)."""
+    x, y = _batch(features=6, classes=3)
+    layers = scratch.init_mlp(jax.random.key(0), (6, 5, 3))
+    _, grads = scratch.mlp_loss_and_grads(layers, x, y)
+
+    def update(lr):
+        if optimizer == "sgd":
+            return scratch.sgd(layers, grads, lr)
+        return scratch.momentgd(layers, grads, jax.tree.map(jnp.zeros_like, layers), lr, 0.9)[0]
+
+    for before, after in zip(jax.tree.leaves(layers), jax.tree.leaves(update(0.01))):
+        assert float(jnp.max(jnp.abs(after - before))) > 0  # every weight matrix and bias moved
+    for before, after in zip(jax.tree.leaves(layers), jax.tree.leaves(update(0.0))):
+        np.testing.assert_array_equal(after, before)  # and the check can fail
+
+
+# --------------------------------------------------------------------------- early stopping
+def test_early_stopping_fires_at_the_right_epoch():
+    # improvements need >= min_delta 0.01: .95 and .945 are too small, .90 resets the count
+    values = [1.0, 0.95, 0.945, 0.99, 0.90, 0.91, 0.905, 0.92, 0.5]
+    state, fired = scratch.early_stop_init(), []
+    for v in values:
+        state, stop = scratch.early_stop_update(state, jnp.float32(v), patience=3, min_delta=0.05)
+        fired.append(bool(stop))
+    # bad counts: 0 (first), 1, 2, 3 -> fires at index 3; .90 improves (reset), .91 1, .905 2, .92 3
+    assert fired == [False, False, False, True, False, False, False, True, False]
+    state, stop = scratch.early_stop_update(scratch.EarlyStop(jnp.float32(1.0), jnp.float32(50.0)),
+                                            jnp.float32(2.0), patience=0.0)
+    assert not bool(stop)  # patience 0: off
+
+
+def test_early_stopping_is_per_member_in_the_engine():
+    """Members with patience 1, 2, 0 (off) on the same constructed validation curve."""
+    curve = jnp.array([1.0, 0.8, 0.9, 0.85, 0.7, 0.75, 0.76, 0.74])
+
+    def init(key, hp, d):
+        return {"es": scratch.early_stop_init()}
+
+    def epoch(carry, hp, d, e):
+        es, stop = scratch.early_stop_update(carry["es"], curve[e], hp["patience"], 0.0)
+        return {"es": es}, {"loss": curve[e]}, stop
+
+    r = run_group(Trainer(init, epoch, lambda c, hp, d: {"best": c["es"].best}, max_epochs=8), None,
+                  [0, 0, 0], {"patience": [1.0, 2.0, 0.0]}, chunk=3, progress=False)
+    # patience 1: 0.9 at epoch 3 is worse than 0.8 -> stops there; patience 2: 0.9, 0.85 -> epoch 4
+    assert list(r.final["stop_epoch"]) == [3, 4, 8]
+    assert list(r.final["status"]) == [CONVERGED, CONVERGED, MAX_EPOCHS]
+
+
+# ------------------------------------------------------------------------- the task, end to end
+def _write_idx(path, array, magic):
+    header = np.array([magic, *array.shape], ">u4").tobytes()
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory):
+    """200 training and 50 test 8x8 images; class k lights up row k (k < 8) or column k - 8, over
+    uniform noise: separable, so a working trainer reaches high accuracy in a few epochs."""
+    folder = tmp_path_factory.mktemp("mnist")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 200), ("t10k", 50)):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 60, (n, 8, 8))
+        for i, k in enumerate(labels):
+            if k < 8:
+                images[i, k, :] = 220
+            else:
+                images[i, :, k - 8] = 220
+        _write_idx(folder / f"{split}-images-idx3-ubyte.gz", images, 2051)
+        _write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels, 2049)
+    return str(folder)
+
+
+def _build(idx_dir, **kw):
+    task = ScratchTask()
+    # 160 train rows / batch 8 = 20 steps per epoch
+    static = task.resolve_static(data_dir=idx_dir, val_size=40, batch_size=8, width=16, **kw)
+    return task, static, *task.build(static)
+
+
+def _hp(**kw):
+    return {k: jnp.float32(v) for k, v in {**ScratchTask.traced_defaults, **kw}.items()}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentgd"])
+def test_scratch_path_follows_the_library_path(idx_dir, optimizer):
+    """Same seed -> same initial parameters and batches; 20 steps with L2 on: same parameters
+    to PATH_ATOL, same logged losses."""
+    hp = _hp(lr=0.1, l2=1e-3)
+    runs = {}
+    for path in ("scratch", "library"):
+        _, _, trainer, data = _build(idx_dir, path=path, optimizer=optimizer, initializer="pytorch")
+        carry = jax.jit(trainer.init)(jax.random.key(7), hp, data)
+        start = carry["params"] if path == "library" else to_flax(carry["params"])
+        carry, logs, _ = jax.jit(trainer.epoch)(carry, hp, data, jnp.int32(0))
+        params = carry["params"] if path == "library" else to_flax(carry["params"])
+        runs[path] = start, params, logs, int(carry["step"])
+    (s0, s1, slog, ssteps), (l0, l1, llog, lsteps) = runs["scratch"], runs["library"]
+    assert ssteps == lsteps == 20
+    for a, b in zip(jax.tree.leaves(s0), jax.tree.leaves(l0)):
+        np.testing.assert_array_equal(a, b)  # the same initialisation
+    moved = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s0)))
+    assert moved > 100 * PATH_ATOL  # trained far more than the tolerance
+    for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(l1)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=PATH_ATOL)
+    for k in ("loss", "val_loss", "test_acc"):
+        np.testing.assert_allclose(slog[k], llog[k], rtol=1e-5)
+
+
+@pytest.mark.parametrize("path", ["scratch", "library"])
+def test_task_runs_end_to_end_on_synthetic_idx(idx_dir, path):
+    task, static, trainer, data = _build(idx_dir, path=path, epochs=4, dropout=0.1)
+    seeds, lrs, l2 = [0, 1, 0], [0.1, 0.1, 0.0], [1e-4, 0.0, 0.0]
+    r = run_group(trainer, data, seeds, {**{k: [v] * 3 for k, v in task.traced_defaults.items()},
+                                         "lr": lrs, "l2": l2}, progress=False)
+    assert r.curves["loss"].shape == (3, 4) and r.curves["test_acc"].shape == (3, 4)
+    assert list(r.final["status"]) == [MAX_EPOCHS] * 3 and list(r.final["steps"]) == [80, 80, 80]
+    assert (r.final["test_acc"][:2] > 0.9).all()  # learned the separable classes
+    assert (r.curves["update_norm"][:2] > 0).all() and not r.curves["update_norm"][2].any()  # lr 0: frozen
+    assert abs(r.final["test_acc"][2] - r.curves["test_acc"][2, 0]) < 1e-6
+    assert r.final["test_acc"][0] != r.final["test_acc"][1] or r.final["test_loss"][0] != r.final["test_loss"][1]
+
+
+def test_task_early_stopping_stops_members_at_their_patience(idx_dir):
+    """lr 0 keeps the validation loss constant: no improvement after the first epoch, so
+    patience p fires at epoch p + 1 (1-based); patience 0 never stops."""
+    task, static, trainer, data = _build(idx_dir, epochs=6)
+    hp = {**{k: [v] * 3 for k, v in task.traced_defaults.items()}, "lr": [0.0] * 3, "patience": [2.0, 3.0, 0.0]}
+    r = run_group(trainer, data, [0, 0, 0], hp, progress=False)
+    assert list(r.final["stop_epoch"]) == [3, 4, 6]
+    assert list(r.final["status"]) == [CONVERGED, CONVERGED, MAX_EPOCHS]
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("path", "torch", "path must be one of"), ("optimizer", "adam", "optimizer must be one of"),
+    ("dropout", 1.0, "dropout must be in"), ("batch_size", 0, "batch_size must be a positive"),
+    ("stop_on", "loss", "stop_on must be one of")])
+def test_bad_static_options_are_one_line_value_errors(option, value, message):
+    task = ScratchTask()
+    with pytest.raises(ValueError, match=message):
+        task.check(task.resolve_static(**{option: value}))
+
+
+def test_val_size_larger_than_the_data_is_a_value_error(idx_dir):
+    with pytest.raises(ValueError, match="val_size must be in"):
+        _build(idx_dir, val_size=500)
