@@ -17,15 +17,17 @@ def _label(name: str, value) -> str:
 
 def curves_band(path: Path, curves: np.ndarray, settings: Sequence, setting_name: str,
                 *, ylabel: str = "train loss", logy: bool = True, hline: float | None = None,
-                title: str = "") -> None:
+                title: str = "", order: Sequence | None = None) -> None:
     """One line per setting: the median over its members with a band from the min to the max
     (NaN-aware: a diverged member's NaN does not hide the others). ``curves``: (members, epochs);
     ``settings``: (members,) the setting each member belongs to."""
     settings = np.asarray(settings)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     epochs = np.arange(1, curves.shape[1] + 1)
-    for value in dict.fromkeys(settings.tolist()):
+    for value in (order if order is not None else dict.fromkeys(settings.tolist())):
         c = curves[settings == value].astype(np.float64)
+        if not len(c):
+            continue
         c = np.where(np.isfinite(c), c, np.nan)
         with np.errstate(all="ignore"), _quiet_nan():
             med, lo, hi = np.nanmedian(c, 0), np.nanmin(c, 0), np.nanmax(c, 0)
@@ -89,6 +91,33 @@ def fitted_curves(path: Path, x: np.ndarray, truth: np.ndarray,
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def confusion_heatmaps(path: Path, mats: Sequence[tuple[str, np.ndarray]], title: str = "") -> None:
+    """One heatmap per setting: rows true class, columns predicted, normalised per true class."""
+    n = max(1, len(mats))
+    fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.6), squeeze=False)
+    for ax, (label, m) in zip(axes[0], mats):
+        m = np.asarray(m, np.float64)
+        frac = m / np.maximum(m.sum(1, keepdims=True), 1)
+        im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+        k = m.shape[0]
+        for i in range(k):
+            for j in range(k):
+                if frac[i, j] >= 0.01:
+                    ax.text(j, i, f"{frac[i, j]:.2f}"[1:] if frac[i, j] < 1 else "1", ha="center",
+                            va="center", fontsize=5, color="white" if frac[i, j] > 0.5 else "black")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_xticks(range(k))
+        ax.set_yticks(range(k))
+        ax.tick_params(labelsize=6)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=130)
     plt.close(fig)
 
 

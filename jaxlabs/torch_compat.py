@@ -204,13 +204,45 @@ def torch_sgd(learning_rate, momentum=0.0, weight_decay=0.0, dampening=0.0,
     return optax.chain(*parts, optax.scale_by_learning_rate(learning_rate))
 
 
+class TorchAdamState(NamedTuple):
+    count: chex.Array
+    mu: optax.Updates
+    nu: optax.Updates
+
+
+def _bias_correction(beta, count):
+    """1 - beta**count to float32 precision. optax computes it from beta rounded to float32
+    (0.999 -> 0.99900001), 1.3e-5 off at step 1; PyTorch computes it in float64."""
+    if isinstance(beta, (int, float)) and 0 < beta < 1:
+        return -jnp.expm1(count.astype(jnp.float32) * jnp.float32(math.log(beta)))
+    return 1 - beta**count
+
+
+def _scale_by_torch_adam(b1, b2, eps) -> optax.GradientTransformation:
+    def init(params):
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return TorchAdamState(jnp.zeros([], jnp.int32), zeros, zeros)
+
+    def update(updates, state, params=None):
+        del params
+        count = optax.safe_increment(state.count)
+        mu = jax.tree.map(lambda m, g: m + (1 - b1) * (g - m), state.mu, updates)  # exp_avg.lerp_
+        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, updates)
+        step_size = 1 / _bias_correction(b1, count)
+        bc2_sqrt = jnp.sqrt(_bias_correction(b2, count))
+        out = jax.tree.map(lambda m, v: step_size * (m / (jnp.sqrt(v) / bc2_sqrt + eps)), mu, nu)
+        return out, TorchAdamState(count, mu, nu)
+
+    return optax.GradientTransformation(init, update)
+
+
 def torch_adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0) -> optax.GradientTransformation:
-    """``torch.optim.Adam``: eps added outside the square root of the bias-corrected second moment
-    (optax's ``eps``, ``eps_root=0``); weight decay is coupled L2 (added to the gradient before the
-    moments), not AdamW's decoupled decay."""
+    """``torch.optim.Adam``, in its order of operations: eps added outside the square root of the
+    bias-corrected second moment (as optax's ``eps``; not ``eps_root``); weight decay is coupled L2
+    (added to the gradient before the moments), not AdamW's decoupled decay; bias corrections
+    accurate to float32 rounding like PyTorch's float64 ones (see :func:`_bias_correction`)."""
     parts = [] if _static_zero(weight_decay) else [optax.add_decayed_weights(weight_decay)]
-    return optax.chain(*parts, optax.scale_by_adam(b1, b2, eps, eps_root=0.0),
-                       optax.scale_by_learning_rate(learning_rate))
+    return optax.chain(*parts, _scale_by_torch_adam(b1, b2, eps), optax.scale_by_learning_rate(learning_rate))
 
 
 # -------------------------------------------------------------------------------------- schedules

@@ -27,7 +27,8 @@ Files and keys (``w/NAME`` is a PyTorch state_dict entry, ``grad/NAME`` its grad
   (so Adam's eps placement shows); Lab F's schedule (SGD momentum 0.9, weight decay 5e-4,
   MultiStepLR([5], 0.1), 3 minibatches per epoch, 8 epochs); ReduceLROnPlateau on a validation loss.
 - lab_a.npz: Lab A's data and FeedforwardNN(1, 64, 4, 1), 200 full-batch Adam(0.01) epochs: the
-  train MSE and validation MSE per epoch (before that epoch's update) and the final weights.
+  train MSE and validation MSE per epoch (before that epoch's update) and the final weights; and
+  ``loss_f64``, the same run in float64 (how far float32 rounding alone moves the curve).
 - batchnorm.npz: BatchNorm2d running statistics over 6 train-mode steps, then eval; and a BatchNorm
   CNN trained 4 SGD steps: running statistics after each, final weights.
 - layers.npz: Conv2d padding (stride 2 on an even input, k=5), and default-init statistics of
@@ -353,7 +354,18 @@ def make_lab_a():
         opt.step()
         losses.append(loss.item())
     final = {"final/" + k: v.detach().numpy() for k, v in model.state_dict().items()}
-    save("lab_a.npz", {**data, **w0, **final, "loss": f32(losses), "val_mse": f32(vals)})
+    # the same run in float64: how far float32 rounding alone carries the loss curve
+    m64 = FeedforwardNN(1, 64, 4, 1).double()
+    m64.load_state_dict({k[2:]: torch.tensor(v.astype(np.float64)) for k, v in w0.items()})
+    opt64, losses64 = torch.optim.Adam(m64.parameters(), lr=0.01), []
+    for _ in range(200):
+        opt64.zero_grad()
+        loss = F.mse_loss(m64(x.double()), y.double())
+        loss.backward()
+        opt64.step()
+        losses64.append(loss.item())
+    save("lab_a.npz", {**data, **w0, **final, "loss": f32(losses), "val_mse": f32(vals),
+                       "loss_f64": np.asarray(losses64)})
 
 
 def make_batchnorm():

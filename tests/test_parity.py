@@ -21,6 +21,8 @@ from flax import traverse_util
 from jaxlabs import from_torch
 from jaxlabs.models import CNN, MLP, BatchNorm, Conv, Dense, ResNet20
 from jaxlabs.tasks import get_task
+from jaxlabs import torch_compat
+from jaxlabs.tasks import fit
 from jaxlabs.tasks.fit import make_optimizer, mse
 from jaxlabs.torch_compat import (TorchImportError, cross_entropy, mse_loss, multi_margin_loss,
                                   reduce_lr_on_plateau, step_schedule, torch_adam, torch_sgd)
@@ -44,9 +46,18 @@ LOSS_RTOL = 1e-6
 TRAJ_RTOL = 1e-4
 # A learning rate is a product of a few float32 factors.
 LR_RTOL = 1e-6
-# Lab A, 200 full-batch Adam epochs of a 4-layer SiLU MLP on 1600 points: Adam normalises every
-# step, so rounding differences grow over the run; measured < 1e-4, a wrong optimizer is >> 1e-2.
-LAB_A_RTOL = 1e-3
+# Lab A, 200 full-batch Adam epochs of a 4-layer SiLU MLP on 1600 points, loss per epoch (plain
+# relative error). Late in this run the loss landscape amplifies rounding ~1e4-fold: PyTorch's own
+# float32 run is 8e-4 away from its float64 run at epoch 200 (while float64 jaxlabs and float64
+# PyTorch agree to 1e-12, checked when the references were made), so all 200 epochs get 2e-2
+# (measured 5.6e-3) and the first 100, where a wrong setting (lr, betas, eps) already shows at
+# >= 1e-2, get 1e-3: measured 1.7e-4 with fit.make_optimizer's optax.adam, whose float32 bias
+# correction is 1.3e-5 off at step 1, and 2e-6 with torch_adam (bias corrections as exact as
+# PyTorch's float64 ones), which therefore gets 2e-5.
+LAB_A_EARLY_EPOCHS = 100
+LAB_A_EARLY_RTOL = 1e-3
+LAB_A_TORCH_ADAM_EARLY_RTOL = 2e-5
+LAB_A_RTOL = 2e-2
 # BatchNorm CNN trained 4 SGD steps: gradients through batch statistics, then momentum.
 BN_STEPS_RTOL = 1e-4
 # Default init: how many standard errors a sample statistic may be from its expectation.
@@ -80,6 +91,14 @@ def error(actual, expected) -> float:
 
 def assert_close(actual, expected, rtol, what=""):
     err = error(actual, expected)
+    assert err <= rtol, f"{what}: relative error {err:.3g} > {rtol:g}"
+
+
+def assert_rel(actual, expected, rtol, what=""):
+    """Plain relative error, for positive scalars and curves (losses, learning rates)."""
+    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert a.shape == e.shape, (a.shape, e.shape)
+    err = float(np.max(np.abs(a - e) / np.abs(e)))
     assert err <= rtol, f"{what}: relative error {err:.3g} > {rtol:g}"
 
 
@@ -229,7 +248,7 @@ def test_batchnorm_cnn_training_steps_match():
     opt_state = opt.init(params)
     for i, (x, y) in enumerate(zip(d["steps/xs"], d["steps/ys"])):
         params, batch_stats, opt_state, loss = step(params, batch_stats, opt_state, nhwc(x), y)
-        assert_close(loss, d[f"steps/loss/{i}"], BN_STEPS_RTOL, f"step {i} loss")
+        assert_rel(loss, d[f"steps/loss/{i}"], BN_STEPS_RTOL, f"step {i} loss")
         expected = from_torch(model, {**weights, **sub(d, f"steps/state/{i}/")})["batch_stats"]
         assert_tree_close(batch_stats, expected, BN_STEPS_RTOL, f"step {i} running stats")
     expected = from_torch(model, {**weights, **sub(d, "steps/final/")})["params"]
@@ -364,7 +383,7 @@ def test_lab_f_step_schedule():
     d = load("optim.npz")
     schedule = step_schedule(0.1, steps_per_epoch=3)
     lrs = np.array([schedule(k) for k in range(24)])
-    assert_close(lrs, np.repeat(d["lab_f/lr"], 3), LR_RTOL, "lr per step")
+    assert_rel(lrs, np.repeat(d["lab_f/lr"], 3), LR_RTOL, "lr per step")
     opt = torch_sgd(schedule, momentum=0.9, weight_decay=5e-4)
     assert traj_error(trajectory(opt, steps_per_epoch=3, epochs=8), "lab_f") <= TRAJ_RTOL
     per_step = torch_sgd(step_schedule(0.1, steps_per_epoch=1), momentum=0.9, weight_decay=5e-4)
@@ -397,8 +416,8 @@ def plateau_run(rop, epochs=40, lr=0.5):
 def test_reduce_lr_on_plateau_matches_torch():
     d = load("optim.npz")  # factor 0.5, patience 2, cooldown 1, min_lr 0.05 = 0.1 * lr
     traj, lrs, vals = plateau_run(reduce_lr_on_plateau(factor=0.5, patience=2, cooldown=1, min_scale=0.1))
-    assert_close(lrs, d["plateau/lr"], LR_RTOL, "lr per epoch")
-    assert_close(vals, d["plateau/val"], TRAJ_RTOL, "validation loss")
+    assert_rel(lrs, d["plateau/lr"], LR_RTOL, "lr per epoch")
+    assert_rel(vals, d["plateau/val"], TRAJ_RTOL, "validation loss")
     assert traj_error(traj, "plateau") <= TRAJ_RTOL
     # optax's patience counts differently: the same number reduces one epoch early
     _, lrs_optax, _ = plateau_run(optax.contrib.reduce_on_plateau(factor=0.5, patience=2, cooldown=1, min_scale=0.1))
@@ -406,24 +425,48 @@ def test_reduce_lr_on_plateau_matches_torch():
 
 
 # ------------------------------------------------------------------------------------ Lab A
-def test_lab_a_200_adam_epochs_match_torch():
+def lab_a_run():
+    """FitTask's own training loop (Trainer, make_train, fit.make_optimizer) from the reference's
+    initial weights on the reference's data, 200 epochs, no tolerance stop."""
     d = load("lab_a.npz")
     task = get_task("fit-log2cos")
-    static = task.resolve_static(epochs=200)  # width 64, depth 4, SiLU, Adam: the report's model
-    trainer, built = task.build(static)
+    trainer, built = task.build(task.resolve_static(epochs=200))  # width 64, depth 4, SiLU, Adam
     model = MLP(width=64, depth=4, out=1, activation="silu")
     params = from_torch(model, sub(d, "w/"))["params"]
     trainer = trainer._replace(init=lambda key, hp, data: {
-        "params": params, "opt_state": make_optimizer("adam", hp["lr"]).init(params)})
-    # the reference's splits (the same as FitTask's), plus whatever else the task's data carries
+        "params": params, "opt_state": fit.make_optimizer("adam", hp["lr"]).init(params)})
+    # the reference's splits (FitTask's own), plus whatever else the task's data carries
     data = {**built, **{k: jnp.asarray(d[k]) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}}
     curves, final = jax.jit(make_train(trainer))(
         jax.random.key(0), {"lr": jnp.float32(0.01), "tolerance": jnp.float32(0.0)}, data)
-    assert_close(curves["loss"], d["loss"], LAB_A_RTOL, "train loss per epoch")
-    assert_close(curves["val_mse"], d["val_mse"], LAB_A_RTOL, "validation loss per epoch")
-    assert d["loss"][-1] < 0.5 * d["loss"][0]  # it really trained
+    return d, model, data, curves, final
+
+
+def test_lab_a_200_adam_epochs_match_torch():
+    d, model, data, curves, final = lab_a_run()
+    early = slice(0, LAB_A_EARLY_EPOCHS)
+    assert d["loss"][-1] < 0.05 * d["loss"][0]  # it really trained
+    for key in ("loss", "val_mse"):
+        assert_rel(curves[key][early], d[key][early], LAB_A_EARLY_RTOL, f"{key}, epochs 1-{LAB_A_EARLY_EPOCHS}")
+        assert_rel(curves[key], d[key], LAB_A_RTOL, f"{key}, epochs 1-200")
     final_torch = from_torch(model, sub(d, "final/"))
-    assert_close(final["train_mse"], mse(model.apply(final_torch, data["x_train"]), data["y_train"]), LAB_A_RTOL)
+    assert_rel(final["train_mse"], mse(model.apply(final_torch, data["x_train"]), data["y_train"]), LAB_A_RTOL)
+
+
+def test_lab_a_with_torch_adam_matches_to_rounding(monkeypatch):
+    monkeypatch.setattr(fit, "make_optimizer", lambda name, lr: torch_adam(lr))
+    d, _, _, curves, _ = lab_a_run()
+    early = slice(0, LAB_A_EARLY_EPOCHS)
+    assert_rel(curves["loss"][early], d["loss"][early], LAB_A_TORCH_ADAM_EARLY_RTOL, "loss")
+    assert_rel(curves["loss"], d["loss"], LAB_A_RTOL, "loss, epochs 1-200")
+
+
+def test_adam_bias_correction_is_as_accurate_as_pytorchs():
+    # PyTorch: 1 - 0.999**t in float64. In float32 0.999 is 0.99900001: 1.3e-5 off at t = 1.
+    count = jnp.arange(1, 1001)
+    exact = 1 - 0.999 ** np.arange(1, 1001, dtype=np.float64)
+    assert_rel(torch_compat._bias_correction(0.999, count), exact, 1e-6, "torch_adam")
+    assert np.max(np.abs(1 - jnp.float32(0.999) ** count - exact) / exact) > 1e-5  # optax.scale_by_adam's
 
 
 # -------------------------------------------------------------------------------- from_torch

@@ -1,0 +1,93 @@
+"""Regenerate a lab report's study: every setting over many seeds, beside the original numbers.
+
+    python -m experiments.reproduce --list
+    python -m experiments.reproduce A-lr                 # one study
+    python -m experiments.reproduce A --seeds 8          # every study of Lab A
+    python -m experiments.reproduce all --quick          # tiny versions of everything (minutes)
+
+Each study writes report.md, results.csv and its figures to OUT/<study>/; several studies also get
+OUT/index.md with a one-line verdict each.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from jaxlabs.cli import ArgumentParser, fail, int_at_least
+
+PROG = "python -m experiments.reproduce"
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(prog=PROG, description="Regenerate the lab reports' studies with the spread "
+                       "over seeds and the original numbers beside them.")
+    p.add_argument("study", nargs="?", help="a study (e.g. A-lr), a lab letter (A) or all; see --list")
+    p.add_argument("--list", action="store_true", help="list every study with its grid and exit")
+    p.add_argument("--seeds", type=int_at_least(1), default=5, help="seeds per setting (default: %(default)s)")
+    p.add_argument("--quick", action="store_true",
+                   help="a tiny version of each study (few seeds' worth of epochs, small data): for tests")
+    p.add_argument("--out", default="runs/reproduce", help="output folder (default: %(default)s)")
+    p.add_argument("--data-dir", dest="data_dir", help="folder with MNIST / Fashion-MNIST / CIFAR-10 files "
+                   "(or set JAXLABS_DATA_DIR)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    if not args.list and not args.study:
+        p.error("give a study, a lab letter or all (see --list)")
+    return args
+
+
+def list_studies() -> str:
+    from jaxlabs.studies import resolve
+
+    lines = []
+    for s in resolve("all"):
+        data = f"; needs {s.dataset}" if s.dataset else ""
+        lines.append(f"{s.key:16} Lab {s.lab}  {len(s.settings)} settings x seeds; vmapped: "
+                     f"{', '.join(s.vmapped_axes())}; static: {', '.join(s.static_axes()) or '-'}{data}\n"
+                     f"{'':16} {s.title}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from jaxlabs.data import DatasetNotFoundError
+    from jaxlabs.reproduce import run_study, write_index
+    from jaxlabs.report import check_writable
+    from jaxlabs.studies import resolve
+
+    if args.list:
+        print(list_studies())
+        return 0
+    try:
+        studies = resolve(args.study)
+    except ValueError as e:
+        fail(PROG, f"argument study: {e}")
+    try:
+        out = check_writable(args.out)
+    except OSError as e:
+        fail(PROG, f"argument --out: cannot write to {args.out!r} ({e.strerror or e}); choose a writable folder")
+    seeds = list(range(min(args.seeds, 2) if args.quick and args.seeds == 5 else args.seeds))
+    command = " ".join([PROG, *(sys.argv[1:] if argv is None else argv)])
+    results, skipped = [], []
+    for study in studies:
+        print(f"\n== {study.key}: {study.title} ({len(study.settings)} settings x {len(seeds)} seeds)")
+        try:
+            r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,
+                          progress=not args.no_progress, command=command)
+        except DatasetNotFoundError as e:
+            if len(studies) == 1:
+                fail(PROG, str(e))
+            skipped.append((study.key, str(e)))
+            print(f"   skipped: {e}")
+            continue
+        results.append(r)
+        print("\n".join(line for line in r["lines"] if line.startswith("|")))
+        print(f"   verdict: {r['verdict']} ({r['wall_s']:.0f} s) -> {r['out']}/report.md")
+    if len(studies) > 1:
+        write_index(results, skipped, Path(out))
+        print(f"\nindex: {out}/index.md ({len(results)} studies run, {len(skipped)} skipped)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

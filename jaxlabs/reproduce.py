@@ -1,0 +1,250 @@
+"""Run a study and write its report: ``report.md``, ``results.csv`` and the figures."""
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from jaxlabs import plots
+from jaxlabs.results import fmt_num, format_table, write_records
+from jaxlabs.studies import Original, Study
+from jaxlabs.sweep import GroupResult, SweepResult, run_group
+from jaxlabs.tasks import get_task
+
+HIGHER_IS_BETTER = ("acc", "r2")  # metric names containing these: larger is better
+QUICK_CAPPED = ("n", "epochs", "subset", "synthetic")  # --quick caps these even where a setting varies them
+
+
+def better_high(metric: str) -> bool:
+    return any(h in metric for h in HIGHER_IS_BETTER)
+
+
+def setting_static(study: Study, task, setting, quick: bool, data_dir: str | None) -> dict:
+    static = {**study.static, **setting.static}
+    if quick:
+        for k, v in study.quick.items():
+            static[k] = min(static[k], v) if k in setting.static and k in QUICK_CAPPED else (
+                static[k] if k in setting.static else v)
+    if data_dir is not None and "data_dir" in task.static_defaults:
+        static["data_dir"] = data_dir
+    return task.resolve_static(**static)
+
+
+def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = False,
+              data_dir: str | None = None, progress: bool = True, command: str = "") -> dict:
+    """Train every setting x seed (one vmapped program per static configuration), write the
+    report and return ``{"study", "verdict", "wall_s", "out"}``."""
+    task = get_task(study.task)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    by_static: dict[tuple, list] = defaultdict(list)
+    statics = {}
+    for s in study.settings:
+        static = setting_static(study, task, s, quick, data_dir)
+        key = tuple(sorted((k, repr(v)) for k, v in static.items()))
+        statics[key] = static
+        by_static[key].append(s)
+    groups: list[tuple[GroupResult, list[str]]] = []
+    for key, settings in by_static.items():
+        trainer, data = task.build(statics[key])
+        member_seeds, labels, hp = [], [], defaultdict(list)
+        for s in settings:
+            numbers = {**task.traced_defaults, **study.traced, **s.traced}
+            for seed in seeds:
+                member_seeds.append(seed)
+                labels.append(s.label)
+                for k, v in numbers.items():
+                    hp[k].append(float(v))
+        desc = f"{study.key} [{', '.join(s.label for s in settings)}] ({len(member_seeds)} members)"
+        g = run_group(trainer, data, member_seeds, dict(hp), static=statics[key], chunk=task.chunk,
+                      progress=progress, desc=desc)
+        groups.append((g, labels))
+    wall = time.perf_counter() - t0
+
+    records = []
+    for g, labels in groups:
+        for row, label in zip(SweepResult(task.name, [g]).records(), labels):
+            records.append({"study": study.key, "setting": label, **row})
+    write_records(out, records, {"study": study.key, "title": study.title, "command": command,
+                                 "seeds": list(seeds), "quick": quick, "wall_s": round(wall, 2)})
+    summary = {s.label: summarize_setting([r for r in records if r["setting"] == s.label], study.metrics)
+               for s in study.settings}
+    figures = draw_figures(study, task, groups, out)
+    verdict, lines = write_report(study, task, summary, figures, seeds, wall, quick, out, command)
+    return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
+            "lines": lines}
+
+
+def summarize_setting(rows: list[dict], metrics: Sequence[str]) -> dict:
+    out = {"members": len(rows), "converged": sum(r["status"] == "converged" for r in rows),
+           "diverged": sum(r["status"] == "diverged" for r in rows)}
+    for m in metrics:
+        if m == "converged_epoch":
+            vals = [r[m] for r in rows if r["status"] == "converged"]
+        else:
+            vals = [r.get(m) for r in rows if r["status"] != "diverged"]
+        v = np.asarray([x for x in vals if x is not None and math.isfinite(x)], np.float64)
+        out[m] = v
+        out[f"{m}_median"] = float(np.median(v)) if v.size else None
+    return out
+
+
+def cell(v: np.ndarray) -> str:
+    if not v.size:
+        return "-"
+    if v.size == 1:
+        return fmt_num(float(v[0]), 4)
+    return f"{fmt_num(float(v.mean()), 4)} +- {fmt_num(float(v.std()), 2)}"
+
+
+def judge(o: Original, s: dict) -> str:
+    n = s["members"]
+    if o.kind == "diverged":
+        return (f"agrees: {s['diverged']}/{n} seeds diverged" if s["diverged"] else
+                f"disagrees: no seed diverged (0/{n})")
+    if o.kind == "never":
+        k = s["converged"]
+        return f"agrees: 0/{n} seeds converged" if k == 0 else f"disagrees: {k}/{n} seeds converged"
+    if o.kind == "within":
+        k = int((s["converged_epoch"] <= o.value).sum())
+        word = "agrees" if 2 * k >= n else "disagrees"
+        return f"{word}: {k}/{n} seeds converged within {o.value:g} epochs"
+    v = s[o.metric]
+    if not v.size:
+        what = "converged within the budget" if o.metric == "converged_epoch" else "gave a value"
+        return f"outside: no seed {what}"
+    lo, hi = float(v.min()), float(v.max())
+    if lo <= o.value <= hi:
+        return f"within the seeds' spread ({fmt_num(lo)} - {fmt_num(hi)})"
+    orig_better = (o.value > hi) if better_high(o.metric) else (o.value < lo)
+    luck = "a lucky run" if orig_better else "an unlucky run"
+    side = "better" if orig_better else "worse"
+    return f"outside: {side} than every seed ({fmt_num(lo)} - {fmt_num(hi)}): {luck}, or a setup difference"
+
+
+def write_report(study: Study, task, summary: dict, figures: list[str], seeds, wall: float, quick: bool,
+                 out: Path, command: str) -> tuple[str, list[str]]:
+    headers = ["setting", "converged", "diverged"]
+    names = {"converged_epoch": "epochs to converge"}
+    headers += [f"{names.get(m, m)} (mean +- std)" for m in study.metrics]
+    headers += ["original (report)", "verdict"]
+    rows, n_orig, n_ok = [], 0, 0
+    for s in study.settings:
+        sm = summary[s.label]
+        base = [s.label, f"{sm['converged']}/{sm['members']}", str(sm["diverged"])]
+        base += [cell(sm[m]) for m in study.metrics]
+        if not s.originals:
+            rows.append(base + ["-", "-"])
+        for i, o in enumerate(s.originals):
+            verdict = judge(o, sm)
+            n_orig += 1
+            n_ok += verdict.startswith(("within", "agrees"))
+            label = f"{names.get(o.metric, o.metric)}: {o.text}" if o.metric else o.text
+            rows.append((base if i == 0 else [""] * len(base)) + [label, verdict])
+    claims = [(c.text, bool(c.check(summary))) for c in study.claims]
+    parts = []
+    if n_orig:
+        parts.append(f"{n_ok}/{n_orig} of the report's numbers reproduced within the seeds' spread")
+    if claims:
+        parts.append(f"{sum(ok for _, ok in claims)}/{len(claims)} of its conclusions hold")
+    verdict = "; ".join(parts) or "no numbers in the report to compare"
+    lines = [
+        f"# {study.key}: {study.title}", "",
+        f"Lab {study.lab}, task `{task.name}`. {len(study.settings)} settings x {len(seeds)} seeds = "
+        f"{len(study.settings) * len(seeds)} members; vmapped axes: {', '.join(study.vmapped_axes())}; "
+        f"static axes (one program each): {', '.join(study.static_axes()) or 'none'}. "
+        f"Wall time {wall:.1f} s{' (--quick: a tiny version, not the real study)' if quick else ''}.", "",
+        f"Command: `{command}`" if command else "", "",
+        f"**Verdict:** {verdict}.", "",
+    ]
+    if study.note:
+        lines += [study.note, ""]
+    lines += ["Each cell is the mean +- std over seeds (epochs: over the seeds that converged). "
+              "\"Within the seeds' spread\" means the report's single value lies between the smallest "
+              "and largest seed.", "", format_table(headers, rows), ""]
+    if claims:
+        lines += ["## The report's conclusions", ""]
+        lines += [f"- {'holds' if ok else 'does not hold'}: {text}" for text, ok in claims] + [""]
+    per_class = [f for f in figures if f.startswith("per_class")]
+    if figures:
+        lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures if not f.endswith(".md")] + [""]
+    for f in per_class:
+        lines += [(out / f).read_text(), ""]
+    (out / "report.md").write_text("\n".join(lines))
+    return verdict, lines
+
+
+def _pad(curves: list[np.ndarray]) -> np.ndarray:
+    n = max(c.shape[1] for c in curves)
+    return np.concatenate([np.pad(c.astype(np.float64), ((0, 0), (0, n - c.shape[1])), constant_values=np.nan)
+                           for c in curves])
+
+
+def draw_figures(study: Study, task, groups, out: Path) -> list[str]:
+    names: list[str] = []
+    labels = np.asarray([l for _, ls in groups for l in ls])
+    order = [s.label for s in study.settings]
+    curve_names = list(groups[0][0].curves)
+    for cname in curve_names:
+        if cname != "loss" and not ("acc" in cname and "accuracy" in study.figures):
+            continue
+        curves = _pad([g.curves[cname] for g, _ in groups])
+        name = f"{cname}_curves.png"
+        plots.curves_band(out / name, curves, labels, "setting", ylabel=cname, logy=("acc" not in cname),
+                          title=f"{study.key}: {cname}, median and min-max over seeds", order=order)
+        names.append(name)
+    finals = defaultdict(list)
+    for g, ls in groups:
+        for k, v in g.final.items():
+            finals[k].append(np.asarray(v))
+    finals = {k: np.concatenate(v) if all(a.shape[1:] == v[0].shape[1:] for a in v) else None
+              for k, v in finals.items()}
+    if "fit" in study.figures and finals.get("grid_pred") is not None:
+        by_target = defaultdict(list)
+        for s in study.settings:
+            g = next(g for g, ls in groups if s.label in ls)
+            by_target[(g.static.get("target"), g.static.get("x_range"))].append((s.label, g.static))
+        for i, (_, items) in enumerate(by_target.items()):
+            fn, label, (lo, hi) = task.resolve_target(items[0][1])
+            x = np.linspace(lo, hi, finals["grid_pred"].shape[1])
+            fits = [(lab, finals["grid_pred"][labels == lab]) for lab, _ in items]
+            name = f"fitted_curves{'' if len(by_target) == 1 else f'_{i}'}.png"
+            plots.fitted_curves(out / name, x, fn(x), fits, title=f"{study.key}: {label}")
+            names.append(name)
+    if "true_vs_pred" in study.figures and finals.get("val_pred") is not None:
+        panels = []
+        score = np.where(np.isfinite(finals["val_mse"]), finals["val_mse"], np.inf)
+        for lab in order:
+            idx = np.flatnonzero(labels == lab)
+            b = idx[np.argmin(score[idx])]
+            panels.append((f"{lab}: val MSE {finals['val_mse'][b]:.3g}", finals["val_true"][b], finals["val_pred"][b]))
+        plots.true_vs_pred(out / "val_true_vs_pred.png", panels, title=f"{study.key}: best seed per setting")
+        names.append("val_true_vs_pred.png")
+    conf = finals.get("confusion")
+    if "confusion" in study.figures and conf is not None:
+        mats = [(lab, conf[labels == lab].sum(0)) for lab in order]
+        plots.confusion_heatmaps(out / "confusion.png", mats, title=f"{study.key}: test confusion, summed over seeds")
+        names.append("confusion.png")
+        pc = finals.get("per_class_acc")
+        if pc is not None:
+            rows = [[lab] + [f"{pc[labels == lab][:, c].mean():.3f}" for c in range(pc.shape[1])] for lab in order]
+            table = format_table(["setting", *[str(c) for c in range(pc.shape[1])]], rows)
+            (out / "per_class.md").write_text("## Per-class test accuracy (mean over seeds)\n\n" + table)
+            names.append("per_class.md")
+    return names
+
+
+def write_index(results: list[dict], skipped: list[tuple[str, str]], out: Path) -> None:
+    lines = ["# jaxlabs: the lab reports, regenerated", "",
+             "| study | title | verdict | wall time |", "|---|---|---|---|"]
+    for r in results:
+        rel = Path(r["out"]).relative_to(out) if Path(r["out"]).is_relative_to(out) else Path(r["out"])
+        lines.append(f"| [{r['study']}]({rel}/report.md) | {r['title']} | {r['verdict']} | {r['wall_s']:.0f} s |")
+    if skipped:
+        lines += ["", "## Skipped", ""] + [f"- {k}: {why}" for k, why in skipped]
+    (out / "index.md").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,124 @@
+"""Every study of the lab reports as data: its settings, its grid, the report's numbers.
+
+A :class:`Study` varies one thing. Its settings that share a static configuration run as one
+vmapped program (their traced numbers differ per member); settings that change the program
+(depth, width, N, ...) run one after another. Each setting carries the original report's result
+so the regenerated table can put it beside the distribution over seeds and say whether it fits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+
+@dataclass(frozen=True)
+class Original:
+    """What the report found for one setting.
+
+    kind "value": a number for ``metric`` (compared with the seeds' spread);
+    kind "within": "converged within ``value`` epochs" (checked against every seed);
+    kind "never": never converged in the report's budget; kind "diverged": NaN/inf in the report.
+    """
+
+    kind: str
+    value: Optional[float] = None
+    metric: str = ""
+    text: str = ""  # how the report put it, shown in the table
+
+
+def value(metric: str, v: float, text: str = "") -> Original:
+    return Original("value", v, metric, text or f"{v:g}")
+
+
+def within(epochs: float, text: str = "") -> Original:
+    return Original("within", epochs, "converged_epoch", text or f"within ~{epochs:g} epochs")
+
+
+def never(text: str = "never converged") -> Original:
+    return Original("never", None, "converged_epoch", text)
+
+
+def diverged(text: str = "diverged (NaN)") -> Original:
+    return Original("diverged", None, "", text)
+
+
+@dataclass(frozen=True)
+class Setting:
+    label: str
+    static: dict = field(default_factory=dict)  # overrides of the study's static config
+    traced: dict = field(default_factory=dict)  # overrides of the study's traced numbers
+    originals: tuple[Original, ...] = ()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A comparison the report drew across settings, checked on the seeds' medians."""
+
+    text: str
+    check: Callable[[dict[str, dict]], bool]  # label -> summary row -> holds?
+
+
+@dataclass(frozen=True)
+class Study:
+    key: str  # "A-depth"
+    lab: str
+    title: str
+    task: str
+    settings: tuple[Setting, ...]
+    metrics: tuple[str, ...]  # columns of the table, e.g. ("converged_epoch", "test_mse")
+    static: dict = field(default_factory=dict)
+    traced: dict = field(default_factory=dict)
+    quick: dict = field(default_factory=dict)  # static overrides for --quick (tiny data, few epochs)
+    claims: tuple[Claim, ...] = ()
+    note: str = ""  # setup differences from the report, budgets
+    dataset: Optional[str] = None  # a dataset that must be on this machine ("mnist", ...)
+    figures: tuple[str, ...] = ("loss",)  # extra figure kinds: "fit", "true_vs_pred", "accuracy", "confusion"
+
+    def vmapped_axes(self) -> list[str]:
+        axes = {k for s in self.settings for k in s.traced}
+        return ["seed", *sorted(axes)]
+
+    def static_axes(self) -> list[str]:
+        return sorted({k for s in self.settings for k in s.static})
+
+
+def _median(label: str, metric: str) -> Callable[[dict], Any]:
+    return lambda rows: rows[label][f"{metric}_median"]
+
+
+def lower(metric: str, a: str, b: str) -> Callable[[dict], bool]:
+    """Setting ``a``'s median ``metric`` is below ``b``'s (a missing median counts as worse)."""
+
+    def check(rows):
+        x, y = _median(a, metric)(rows), _median(b, metric)(rows)
+        return x is not None and (y is None or x < y)
+
+    return check
+
+
+def more_converged(a: str, b: str) -> Callable[[dict], bool]:
+    return lambda rows: rows[a]["converged"] / rows[a]["members"] > rows[b]["converged"] / rows[b]["members"]
+
+
+REGISTRY: dict[str, Study] = {}
+
+
+def register(*studies: Study) -> None:
+    for s in studies:
+        if s.key in REGISTRY:
+            raise ValueError(f"study {s.key} defined twice")
+        REGISTRY[s.key] = s
+
+
+def resolve(name: str) -> list[Study]:
+    """A study key ("A-depth"), a lab letter ("A": all its studies) or "all"."""
+    from jaxlabs import lab_studies  # noqa: F401  (registers every study)
+
+    if name.lower() == "all":
+        return list(REGISTRY.values())
+    if name.upper() in {s.lab for s in REGISTRY.values()}:
+        return [s for s in REGISTRY.values() if s.lab == name.upper()]
+    for key, s in REGISTRY.items():
+        if key.lower() == name.lower():
+            return [s]
+    raise ValueError(f"unknown study {name!r}; run --list to see them (or give a lab letter, or all)")
