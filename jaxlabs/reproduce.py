@@ -146,12 +146,13 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
             n_ok += verdict.startswith(("within", "agrees"))
             label = f"{names.get(o.metric, o.metric)}: {o.text}" if o.metric else o.text
             rows.append((base if i == 0 else [""] * len(base)) + [label, verdict])
-    claims = [(c.text, bool(c.check(summary))) for c in study.claims]
+    claims = [(c.text, c.check(summary)) for c in study.claims]
     parts = []
     if n_orig:
         parts.append(f"{n_ok}/{n_orig} of the report's numbers reproduced within the seeds' spread")
     if claims:
-        parts.append(f"{sum(ok for _, ok in claims)}/{len(claims)} of its conclusions hold")
+        parts.append(f"{sum(ok is True for _, ok in claims)}/{len(claims)} of its conclusions hold"
+                     + (f" ({sum(ok is None for _, ok in claims)} undecided: no data)" if any(ok is None for _, ok in claims) else ""))
     verdict = "; ".join(parts) or "no numbers in the report to compare"
     lines = [
         f"# {study.key}: {study.title}", "",
@@ -169,7 +170,8 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
               "and largest seed.", "", format_table(headers, rows), ""]
     if claims:
         lines += ["## The report's conclusions", ""]
-        lines += [f"- {'holds' if ok else 'does not hold'}: {text}" for text, ok in claims] + [""]
+        word = {True: "holds", False: "does not hold", None: "cannot tell (no seed gave a value)"}
+        lines += [f"- {word[ok]}: {text}" for text, ok in claims] + [""]
     per_class = [f for f in figures if f.startswith("per_class")]
     if figures:
         lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures if not f.endswith(".md")] + [""]

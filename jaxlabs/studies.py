@@ -55,7 +55,7 @@ class Claim:
     """A comparison the report drew across settings, checked on the seeds' medians."""
 
     text: str
-    check: Callable[[dict[str, dict]], bool]  # label -> summary row -> holds?
+    check: Callable[[dict[str, dict]], Optional[bool]]  # label -> summary row -> holds? (None: no data)
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,8 @@ def lower(metric: str, a: str, b: str) -> Callable[[dict], bool]:
 
     def check(rows):
         x, y = _median(a, metric)(rows), _median(b, metric)(rows)
+        if x is None and y is None:
+            return None  # neither produced a value (e.g. no seed converged): cannot tell
         return x is not None and (y is None or x < y)
 
     return check
