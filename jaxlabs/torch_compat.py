@@ -111,7 +111,7 @@ def from_torch(model, state_dict: Mapping[str, Any], input_shape: Sequence[int] 
     expected = traverse_util.flatten_dict(dict(shapes))
     flat, missing, mismatched, used = {}, [], [], set()
     for path, want in expected.items():
-        collection, modules, leaf = path[0], path[1:-1], path[-1]
+        modules, leaf = path[1:-1], path[-1]  # path[0] is the collection
         name = f"{to_torch(modules)}.{_LEAF[leaf]}"
         want_torch = (want.shape[::-1] if len(want.shape) == 2 else
                       tuple(want.shape[i] for i in (3, 2, 0, 1)) if len(want.shape) == 4 else want.shape)

@@ -5,7 +5,7 @@ Regenerate (PyTorch is a development-only dependency; the parity tests only read
     pip install torch==2.13.0 && python tests/make_references.py
 
 Everything is seeded and computed on the CPU in float32, into ``tests/reference/*.npz`` (about
-2.5 MB in all; the script refuses to write more than 5 MB). Model weights are PyTorch's default
+2.1 MB in all; the script refuses to write more than 5 MB). Model weights are PyTorch's default
 initialisation, BatchNorm affine parameters and running statistics drawn away from 1 / 0 so they
 matter, all rounded to float16-representable values and stored as float16 (halving the files):
 both sides compute in float32 from exactly the same numbers. Gradients are of ``sum(out * r)``
@@ -338,8 +338,11 @@ def make_lab_a():
     from jaxlabs.data.synthetic import log2_cos, sample_regression  # numpy + sklearn only
 
     data = sample_regression(log2_cos, 2000, (1.0, 16.0), data_seed=0)
-    torch.manual_seed(6)
-    model = prepare(FeedforwardNN(1, 64, 4, 1), 6)
+    # seed 10: a well-conditioned run. Full-batch Adam at lr 0.01 often has loss spikes that blow
+    # float32 rounding up 1e4-fold (for seeds 6-25 the float32 and float64 curves differ by 2e-6 to
+    # 5e-2); a reference for semantics wants a run where rounding stays rounding (asserted below).
+    torch.manual_seed(10)
+    model = prepare(FeedforwardNN(1, 64, 4, 1), 10)
     w0 = weights(model)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     x, y = torch.tensor(data["x_train"]), torch.tensor(data["y_train"])
@@ -364,6 +367,8 @@ def make_lab_a():
         loss.backward()
         opt64.step()
         losses64.append(loss.item())
+    spread = np.max(np.abs(np.asarray(losses) - losses64) / np.asarray(losses64))
+    assert spread < 1e-5, f"float32 and float64 runs differ by {spread:.2g}: pick a better-conditioned seed"
     save("lab_a.npz", {**data, **w0, **final, "loss": f32(losses), "val_mse": f32(vals),
                        "loss_f64": np.asarray(losses64)})
 
