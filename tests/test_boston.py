@@ -4,20 +4,23 @@ diverging member that leaves its neighbours alone. Real Boston data (it ships wi
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.model_selection import train_test_split
 
-from jaxlabs.data import load_boston, split_ratio
+from jaxlabs.data import load_boston
 from jaxlabs.models import MLP
 from jaxlabs.sweep import run_group
 from jaxlabs.tasks.boston import BostonTask, batch_indices, boston_splits, plateau_scheduler, plateau_step
-from jaxlabs.train import DIVERGED, MAX_EPOCHS, init_member, make_train, run_epochs
+from jaxlabs.train import DIVERGED, MAX_EPOCHS, make_train
 
 # float32 throughout: a vmapped member and the same member alone, or a padded batch and its
 # unpadded twin, sum in a different order, so they agree to rounding amplified by a few SGD steps.
 FLOAT32_RTOL = 1e-5
-TINY = {"width": 8, "depth": 2, "batch_size": 32, "epochs": 6}  # 337 train rows: 10 full batches + 17
+# 336 train rows: 10 full batches + 16. Patience 0 so that 6 epochs see the lr cut (twice here:
+# val losses 127, 18.6, 20.9, 11.7, 45.5, 24.8 at lr 0.01, seed 0) and the best epoch is not the last.
+TINY = {"width": 8, "depth": 2, "batch_size": 32, "epochs": 6, "patience": 0, "factor": 0.5}
+SANE = {"lr": 0.01, "momentum": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -25,51 +28,64 @@ def tiny():
     task = BostonTask()
     static = task.resolve_static(**TINY)
     trainer, data = task.build(static)
-    return task, static, trainer, data
+    return static, trainer, data
+
+
+@pytest.fixture(scope="module")
+def alone(tiny):
+    """(curves, final) of the sane member trained alone, all epochs in one scan."""
+    _, trainer, data = tiny
+    return jax.jit(make_train(trainer))(jax.random.key(0), {k: jnp.float32(v) for k, v in SANE.items()}, data)
 
 
 def test_batches_are_a_permutation_cut_like_a_dataloader():
-    idx, mask = batch_indices(jax.random.key(3), 337, 32)
+    idx, mask = batch_indices(jax.random.key(3), 336, 32)
     assert idx.shape == mask.shape == (11, 32)
-    assert mask[:10].all() and int(mask[10].sum()) == 337 - 10 * 32  # only the last batch is short
-    assert sorted(np.asarray(idx)[np.asarray(mask)].tolist()) == list(range(337))
-    other, _ = batch_indices(jax.random.key(4), 337, 32)
+    assert mask[:10].all() and int(mask[10].sum()) == 336 - 10 * 32  # only the last batch is short
+    assert sorted(np.asarray(idx)[np.asarray(mask)].tolist()) == list(range(336))
+    other, _ = batch_indices(jax.random.key(4), 336, 32)
     assert not np.array_equal(idx, other)  # the order depends on the key
 
 
-def test_masked_epoch_equals_sgd_over_the_unpadded_batches(tiny):
-    """One epoch of the task = plain SGD over the same shuffled batches, the last one 17 rows."""
-    _, static, trainer, data = tiny
-    hp = {"lr": jnp.float32(0.01), "momentum": jnp.float32(0.0)}
-    carry = trainer.init(jax.random.key(0), hp, data)
-    new, logs, _ = trainer.epoch(carry, hp, data, jnp.int32(0))
-
+def test_masked_epoch_equals_sgd_over_the_unpadded_batches(tiny, alone):
+    """Epoch 1 of the task = plain SGD over the same shuffled batches, the last one 16 rows."""
+    static, trainer, data = tiny
+    carry = trainer.init(jax.random.key(0), SANE, data)
     _, shuffle_key = jax.random.split(carry["key"])  # what epoch() does with the carried key
-    idx, mask = map(np.asarray, batch_indices(shuffle_key, 337, static["batch_size"]))
+    idx, mask = map(np.asarray, batch_indices(shuffle_key, 336, static["batch_size"]))
     model = MLP(width=8, depth=2, out=1, activation="relu")
+
+    def mse(p, x, y):
+        return jnp.mean(jnp.square(model.apply({"params": p}, x) - y))
+
+    @jax.jit
+    def sgd_step(p, x, y):  # torch.optim.SGD(lr=0.01) on one batch
+        loss, grads = jax.value_and_grad(mse)(p, x, y)
+        return jax.tree.map(lambda w, g: w - SANE["lr"] * g, p, grads), loss
+
     params, losses, sizes = carry["params"], [], []
     for rows in (r[m] for r, m in zip(idx, mask)):
-        def loss_fn(p):
-            return jnp.mean(jnp.square(model.apply({"params": p}, data["x_train"][rows]) - data["y_train"][rows]))
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        params = optax.apply_updates(params, jax.tree.map(lambda g: -0.01 * g, grads))
+        params, loss = sgd_step(params, data["x_train"][rows], data["y_train"][rows])
         losses.append(float(loss)), sizes.append(len(rows))
-    assert sizes[-1] == 17
-    for a, b in zip(jax.tree.leaves(new["params"]), jax.tree.leaves(params)):
-        np.testing.assert_allclose(a, b, rtol=FLOAT32_RTOL, atol=1e-6)
-    np.testing.assert_allclose(logs["loss"], np.dot(losses, sizes) / 337, rtol=FLOAT32_RTOL)
+    assert sizes[-1] == 16
+    curves, _ = alone
+    np.testing.assert_allclose(curves["loss"][0], np.dot(losses, sizes) / 336, rtol=FLOAT32_RTOL)
+    np.testing.assert_allclose(curves["val_loss"][0], mse(params, data["x_val"], data["y_val"]), rtol=FLOAT32_RTOL)
 
 
-def test_features_are_standardised_with_train_statistics_only():
+def test_split_is_the_reports_and_standardised_with_train_statistics_only():
     x, y = load_boston()
-    train, val, test = split_ratio(506, (4, 1, 1), seed=42)
+    rest, test = train_test_split(np.arange(506), test_size=1 / 6, random_state=42)
+    train, val = train_test_split(rest, test_size=0.2, random_state=42)
     d = boston_splits(42)
-    assert d["x_train"].shape == (337, 13) and d["x_val"].shape == (84, 13) and d["x_test"].shape == (85, 13)
+    assert d["x_train"].shape == (336, 13) and d["x_val"].shape == (85, 13) and d["x_test"].shape == (85, 13)
+    # the report's test rows: each of its MSE / (1 - R^2) pairs gives var(y_test) = 72.71
+    np.testing.assert_allclose(d["y_test"].var(), 6.5521 / (1 - 0.9099), rtol=1e-3)
+    np.testing.assert_array_equal(d["y_test"][:, 0], y[test])  # targets stay in $1000s
     mean, std = x[train].mean(0), x[train].std(0)
     np.testing.assert_allclose(d["x_train"].mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(d["x_val"], (x[val] - mean) / std, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(d["x_test"], (x[test] - mean) / std, rtol=1e-4, atol=1e-5)
-    np.testing.assert_array_equal(d["y_test"][:, 0], y[test])  # targets stay in $1000s
     assert np.abs(d["x_val"].mean(0)).max() > 0.05  # val was not standardised with its own statistics
 
 
@@ -103,53 +119,56 @@ def torch_plateau_lrs(values, lr, factor, patience, threshold=1e-4, cooldown=0):
 def test_plateau_schedule_matches_pytorch(values, patience, cooldown, expected):
     assert torch_plateau_lrs(values, 1.0, 0.5, patience, cooldown=cooldown) == expected  # the transcription
     scheduler = plateau_scheduler({"factor": 0.5, "patience": patience, "threshold": 1e-4, "cooldown": cooldown})
+    step = jax.jit(lambda state, v: plateau_step(scheduler, state, v))
     state, lrs = scheduler.init(jnp.zeros(())), []
     for v in values:
-        state = plateau_step(scheduler, state, jnp.float32(v))
+        state = step(state, jnp.float32(v))
         lrs.append(float(state.scale))
     np.testing.assert_allclose(lrs, expected)
 
 
-def test_task_steps_the_scheduler_once_per_epoch_on_the_val_loss():
-    task = BostonTask()
-    trainer, data = task.build(task.resolve_static(**{**TINY, "epochs": 12, "patience": 0, "factor": 0.5}))
-    curves, _ = jax.jit(make_train(trainer))(jax.random.key(1), {"lr": jnp.float32(0.02)}, data)
+def test_task_steps_the_scheduler_once_per_epoch_on_the_val_loss(alone):
+    curves, _ = alone
     # the lr of epoch e is set by the val losses of epochs 0 .. e-1
-    expected = [0.02] + torch_plateau_lrs(np.asarray(curves["val_loss"], np.float64)[:-1], 0.02, 0.5, 0)
+    expected = [SANE["lr"]] + torch_plateau_lrs(np.asarray(curves["val_loss"], np.float64)[:-1], SANE["lr"], 0.5, 0)
     np.testing.assert_allclose(curves["lr"], expected, rtol=1e-6)
-    assert curves["lr"][-1] < 0.02  # it did reduce, so the comparison could fail
+    assert curves["lr"][-1] < SANE["lr"]  # it did reduce, so the comparison could fail
 
 
-def test_metrics_use_the_best_validation_parameters_and_match_sklearn(tiny):
-    _, _, trainer, data = tiny
-    hp = {"lr": jnp.float32(0.01), "momentum": jnp.float32(0.0)}
-    state = init_member(trainer, jax.random.key(2), hp, data)
-    state, curves = jax.jit(lambda s: run_epochs(trainer, s, hp, data, jnp.int32(0), TINY["epochs"]))(state)
-    final = trainer.finish(state.carry, hp, data)
+def test_metrics_use_the_best_validation_parameters_and_match_sklearn(tiny, alone):
+    _, trainer, data = tiny
+    curves, final = alone
     val = np.asarray(curves["val_loss"])
-    assert int(final["best_epoch"]) == val.argmin() + 1
+    assert int(final["best_epoch"]) == val.argmin() + 1 < TINY["epochs"]  # not simply the last epoch
     np.testing.assert_allclose(final["val_mse"], val.min(), rtol=FLOAT32_RTOL)
-    # the last parameters play no part: wreck them and nothing changes
-    wrecked = {**state.carry, "params": jax.tree.map(jnp.zeros_like, state.carry["params"])}
-    np.testing.assert_allclose(trainer.finish(wrecked, hp, data)["test_mse"], final["test_mse"])
     pred, true = np.asarray(final["test_pred"], np.float64), np.asarray(final["test_true"], np.float64)
     np.testing.assert_array_equal(true, data["y_test"][:, 0])
     np.testing.assert_allclose(final["test_mse"], mean_squared_error(true, pred), rtol=FLOAT32_RTOL)
     np.testing.assert_allclose(final["test_mae"], mean_absolute_error(true, pred), rtol=FLOAT32_RTOL)
     np.testing.assert_allclose(final["test_r2"], r2_score(true, pred), rtol=FLOAT32_RTOL)
     assert 0.0 < float(final["test_r2"]) < 1.0  # learnt something, so R^2 is not trivially 0
+    # finish reads the best parameters only: the current ones play no part
+    carry = {**trainer.init(jax.random.key(5), SANE, data), "best_epoch": jnp.int32(1)}  # a checkpoint
+    wrecked = {**carry, "params": jax.tree.map(jnp.zeros_like, carry["params"])}
+    finish = jax.jit(trainer.finish)
+    kept = finish(carry, SANE, data)["test_pred"]
+    assert np.isfinite(kept).all()
+    np.testing.assert_array_equal(finish(wrecked, SANE, data)["test_pred"], kept)
+    assert np.isnan(finish({**carry, "best_epoch": jnp.int32(0)}, SANE, data)["test_pred"]).all()  # none
 
 
-def test_diverging_member_is_flagged_and_leaves_its_neighbour_alone(tiny):
-    _, _, trainer, data = tiny
-    both = run_group(trainer, data, [0, 0], {"lr": [0.01, 10.0], "momentum": [0.0, 0.0]}, chunk=4, progress=False)
-    alone = run_group(trainer, data, [0], {"lr": [0.01], "momentum": [0.0]}, chunk=4, progress=False)
+def test_diverging_member_is_flagged_and_leaves_its_neighbour_alone(tiny, alone):
+    _, trainer, data = tiny
+    both = run_group(trainer, data, [0, 0], {"lr": [SANE["lr"], 10.0], "momentum": [0.0, 0.0]},
+                     chunk=4, progress=False)
     assert both.final["status"].tolist() == [MAX_EPOCHS, DIVERGED]
     assert both.final["stop_epoch"][1] < TINY["epochs"]
+    assert both.final["best_epoch"][1] < both.final["stop_epoch"][1]  # its checkpoint predates the NaN
+    curves, final = alone
     for k in ("loss", "val_loss", "lr"):
-        np.testing.assert_allclose(both.curves[k][0], alone.curves[k][0], rtol=FLOAT32_RTOL)
+        np.testing.assert_allclose(both.curves[k][0], curves[k], rtol=FLOAT32_RTOL)
     for k in ("test_mse", "test_mae", "test_r2", "test_pred"):
-        np.testing.assert_allclose(both.final[k][0], alone.final[k][0], rtol=FLOAT32_RTOL)
+        np.testing.assert_allclose(both.final[k][0], final[k], rtol=FLOAT32_RTOL)
 
 
 @pytest.mark.parametrize("bad", [{"activation": "gelu"}, {"batch_size": 0}, {"factor": 1.5}, {"depth": 1.5}])
