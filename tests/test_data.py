@@ -1,15 +1,13 @@
 """jaxlabs.data on tiny files written here: readers, dataset lookup, Boston, splits, augmentation."""
 import gzip
-import io
-import pickle
-import struct
-import tarfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
+
+from tiny_data import cifar_batches, idx_bytes, write_cifar_archive, write_cifar_folder, write_mnist
 
 from jaxlabs.data import (
     CIFARFormatError, DatasetNotFoundError, IDXFormatError, augment, load_boston, load_cifar10,
@@ -20,56 +18,7 @@ TOL = 1e-5  # float32 resampling at exact grid points; jit and eager differ by ~
 augment_jit = jax.jit(augment)  # one compile per image shape, shared by the tests below
 
 
-# ---------------------------------------------------------------- fake files
-
-def idx_bytes(array, type_code=0x08):
-    """An IDX file written independently of the reader: header, big-endian dims, data."""
-    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.tobytes()
-
-
-def write_mnist(folder, n_train=6, n_test=4, gz=True, seed=0):
-    """Four IDX files of random 28x28 images; returns what load_dataset should give back."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
-        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8),
-    }
-    names = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
-    for key, name in names.items():
-        data = idx_bytes(arrays[key])
-        (folder / (name + ".gz" if gz else name)).write_bytes(gzip.compress(data) if gz else data)
-    return arrays
-
-
-def cifar_batches(n=10, seed=0):
-    """Six pickled batches of n images each, as the CIFAR-10 python version lays them out."""
-    rng = np.random.default_rng(seed)
-    batches = {}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batches[name] = {b"batch_label": name.encode(), b"labels": rng.integers(0, 10, n).tolist(),
-                         b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}
-    return batches
-
-
-def write_cifar_folder(folder, batches):
-    folder.mkdir(parents=True)
-    for name, batch in batches.items():
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-
-
-def write_cifar_archive(path, batches):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w:gz") as tar:
-        for name, batch in batches.items():
-            blob = pickle.dumps(batch, protocol=2)
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
+# ---------------------------------------------------------------- fake files: tests/tiny_data.py
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
 """Lab G's hand-written framework against the library it replaces, and the mnist-scratch task end
 to end on tiny synthetic IDX files."""
-import gzip
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from tiny_data import write_mnist
 
 from jaxlabs import scratch
 from jaxlabs.models import MLP
@@ -242,28 +242,11 @@ def test_early_stopping_is_per_member_in_the_engine():
 
 
 # ------------------------------------------------------------------------- the task, end to end
-def _write_idx(path, array, magic):
-    header = np.array([magic, *array.shape], ">u4").tobytes()
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.fixture(scope="module")
 def idx_dir(tmp_path_factory):
-    """200 training and 50 test 8x8 images; class k lights up row k (k < 8) or column k - 8, over
-    uniform noise: separable, so a working trainer reaches high accuracy in a few epochs."""
+    """200 training and 50 test 8x8 images with a learnable class pattern (tests/tiny_data.py)."""
     folder = tmp_path_factory.mktemp("mnist")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 200), ("t10k", 50)):
-        labels = rng.integers(0, 10, n)
-        images = rng.integers(0, 60, (n, 8, 8))
-        for i, k in enumerate(labels):
-            if k < 8:
-                images[i, k, :] = 220
-            else:
-                images[i, :, k - 8] = 220
-        _write_idx(folder / f"{split}-images-idx3-ubyte.gz", images, 2051)
-        _write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels, 2049)
+    write_mnist(folder, n_train=200, n_test=50, size=8, learnable=True)
     return str(folder)
 
 

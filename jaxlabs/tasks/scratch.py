@@ -59,11 +59,14 @@ STOP_ON = ("val_loss", "val_acc")
 CLASSES = 10
 
 
-def mnist_splits(data_dir, val_size: int, data_seed: int) -> dict[str, np.ndarray]:
+DATASETS = ("mnist", "fashion_mnist")  # the same 28x28 IDX layout: Lab E's own-vs-library study uses Fashion-MNIST
+
+
+def mnist_splits(data_dir, val_size: int, data_seed: int, dataset: str = "mnist") -> dict[str, np.ndarray]:
     """uint8 images flattened (n, 784) and int32 labels: train / val from the 60000 training
     images (the report's split: ``RandomState(seed).permutation``, first ``val_size`` held out),
     test from the 10000 test images. Kept uint8: a quarter of the device memory of float32."""
-    raw = load_dataset("mnist", data_dir)
+    raw = load_dataset(dataset, data_dir)
     x, y = raw["train_images"].reshape(len(raw["train_images"]), -1), raw["train_labels"]
     if not 1 <= val_size < len(x):
         raise ValueError(f"mnist-scratch: val_size must be in [1, {len(x) - 1}] for {len(x)} training "
@@ -108,6 +111,7 @@ class ScratchTask(Task):
         "val_size": 10000,  # the report's validation split
         "data_seed": 309,  # np.random.seed(309) in test_train.py: the report's exact split
         "data_dir": None,  # None: jaxlabs.data.load_dataset's search (JAXLABS_DATA_DIR, ...)
+        "dataset": "mnist",  # or "fashion_mnist" (Lab E's hand-written MLP vs the library's)
     }
     traced_defaults = {
         "lr": 0.01,  # the report's
@@ -123,7 +127,7 @@ class ScratchTask(Task):
     lower_is_better = False
 
     def check(self, static: dict) -> None:
-        for k, choices in (("path", PATHS), ("optimizer", OPTIMIZERS), ("stop_on", STOP_ON),
+        for k, choices in (("path", PATHS), ("optimizer", OPTIMIZERS), ("stop_on", STOP_ON), ("dataset", DATASETS),
                            ("initializer", scratch.INIT_SCHEMES)):
             if static[k] not in choices:
                 raise ValueError(f"mnist-scratch: {k} must be one of {', '.join(choices)}, got {static[k]!r}")
@@ -136,7 +140,7 @@ class ScratchTask(Task):
     def build(self, static: dict):
         self.check(static)
         data = {k: jnp.asarray(v) for k, v in
-                mnist_splits(static["data_dir"], static["val_size"], static["data_seed"]).items()}
+                mnist_splits(static["data_dir"], static["val_size"], static["data_seed"], static["dataset"]).items()}
         n_train, features = data["train_x"].shape
         batch_size = min(static["batch_size"], n_train)
         sizes = (features,) + (static["width"],) * static["depth"] + (CLASSES,)
