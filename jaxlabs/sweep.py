@@ -88,7 +88,10 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     members = len(seeds)
     if any(len(v) != members for v in hparams.values()):
         raise ValueError("every hyperparameter needs one value per member")
-    chunk = max(1, min(chunk, trainer.max_epochs))
+    # equal chunks that cover max_epochs with the least overshoot: epochs past the budget in the
+    # last chunk are computed (masked) too, so 300 epochs in chunks of 250 would cost 500
+    n_chunks = -(-trainer.max_epochs // max(1, chunk))
+    chunk = -(-trainer.max_epochs // n_chunks)
     keys = jax.random.wrap_key_data(member_keys(seeds))
     hp = _stack_hparams(hparams)
     data = jax.device_put(data)  # once, shared by every member
