@@ -12,7 +12,9 @@ shuffle=True, drop_last=False)``, then an evaluation pass:
 - logs: ``loss`` is the mean of the step losses (PyTorch's ``train_loss / (batch_idx + 1)``),
   ``train_acc`` correct / total over the pass (train mode, augmented, while the parameters move,
   as the reports printed them); ``val_*`` / ``test_*`` are loss (mean over images) and accuracy of
-  the parameters after the pass, in eval mode;
+  the parameters after the pass, in eval mode. So an epoch's logs describe that epoch's pass, as
+  the reports' curves do, not the carry before it; ``loss`` is the engine's monitor: one NaN step
+  makes it NaN, and the engine then marks the member diverged and keeps the carry from before;
 - checkpoint: params and batch_stats of the first epoch with the best validation accuracy (the
   reports saved the best model); without a validation split, the last epoch. ``finish`` evaluates
   the checkpoint on the test split: accuracy, loss, per-class accuracy and confusion matrix.
@@ -22,6 +24,7 @@ augmented (train steps only, when the task asks), then normalised with the task'
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -57,12 +60,33 @@ class ClassifierSpec:
     test_each_epoch: bool = True  # the reports plotted test accuracy per epoch
 
 
+def legacy_threefry(fn):
+    """Trace ``fn`` with jax's non-partitionable threefry. XLA:CPU compiles the partitionable
+    variant (jax's default since 0.5) several times slower (a 2-member MLP's init: 11 s against
+    2 s); these programs are never sharded, and streams stay deterministic per seed."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with jax.threefry_partitionable(False):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
+@legacy_threefry
 def batch_order(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
     """One epoch of ``DataLoader(shuffle=True, drop_last=False)``: a permutation of range(n) cut
     into full batches (n // batch_size, batch_size) and the rest (n % batch_size,)."""
     perm = jax.random.permutation(key, n)
     full = (n // batch_size) * batch_size
     return perm[:full].reshape(-1, batch_size), perm[full:]
+
+
+@legacy_threefry
+def epoch_keys(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """A member's carried key -> (its key for the next epoch, this epoch's order key, the key its
+    steps split for dropout and augmentation)."""
+    return tuple(jax.random.split(key, 3))
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -146,7 +170,7 @@ def make_trainer(spec: ClassifierSpec, data: dict) -> Trainer:
                 "best_score": jnp.float32(-jnp.inf), "best_epoch": jnp.int32(0)}
 
     def epoch(carry, hp, d, e):
-        key, order_key, steps_key = jax.random.split(carry["key"], 3)
+        key, order_key, steps_key = epoch_keys(carry["key"])
         full, rest = batch_order(order_key, n_train, batch_size)  # (n_full, B), (n_rest,)
         step_keys = jax.random.split(steps_key, steps)
         step = lambda state, batch: train_step(spec.optimizer(hp, steps), d, state, batch)  # noqa: E731
@@ -191,7 +215,8 @@ def make_trainer(spec: ClassifierSpec, data: dict) -> Trainer:
             out["val_acc"] = carry["best_score"]
         return out
 
-    return Trainer(init, epoch, finish, max_epochs=spec.epochs, monitor="loss")
+    return Trainer(legacy_threefry(init), legacy_threefry(epoch), legacy_threefry(finish),
+                   max_epochs=spec.epochs, monitor="loss")
 
 
 def synthetic_images(n_train: int, n_test: int, shape: Sequence[int], classes: int = 10,
@@ -210,9 +235,9 @@ def synthetic_images(n_train: int, n_test: int, shape: Sequence[int], classes: i
     return out
 
 
-def check_positive_ints(task: str, static: dict, names: Sequence[str]) -> None:
-    """One-line ValueError for a static option that must be a positive integer."""
+def check_counts(task: str, static: dict, names: Sequence[str], minimum: int = 1) -> None:
+    """One-line ValueError for a static option that must be an integer >= minimum."""
     for k in names:
         v = static[k]
-        if isinstance(v, bool) or int(v) != v or v < 1:
-            raise ValueError(f"{task}: {k} must be a positive integer, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer, float)) or int(v) != v or v < minimum:
+            raise ValueError(f"{task}: {k} must be an integer >= {minimum}, got {v!r}")

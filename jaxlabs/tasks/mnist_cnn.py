@@ -26,7 +26,7 @@ from jaxlabs.data import load_dataset, split_ratio
 from jaxlabs.data.splits import DATA_SEED
 from jaxlabs.models import CNN
 from jaxlabs.tasks.base import Task
-from jaxlabs.tasks.classify import ClassifierSpec, check_positive_ints, make_trainer, synthetic_images
+from jaxlabs.tasks.classify import ClassifierSpec, check_counts, make_trainer, synthetic_images
 from jaxlabs.torch_compat import cross_entropy, torch_adam
 
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)  # transforms.Normalize of the PyTorch MNIST example
@@ -74,15 +74,14 @@ class MnistCNNTask(Task):
     lower_is_better = False
 
     def check(self, static: dict) -> None:
-        check_positive_ints(self.name, static, ("depth", "kernel", "channels", "hidden", "batch_size", "epochs"))
+        check_counts(self.name, static, ("depth", "kernel", "channels", "hidden", "batch_size", "epochs"))
+        check_counts(self.name, static, ("synthetic", "data_seed"), minimum=0)
         if static["depth"] > 4:
             raise ValueError(f"{self.name}: depth {static['depth']} pools 28x28 below 1x1; use depth <= 4")
         if not 0 < static["subset"] <= 1:
             raise ValueError(f"{self.name}: subset must be in (0, 1], got {static['subset']!r}")
         if not 0 <= static["dropout"] < 1:
             raise ValueError(f"{self.name}: dropout must be in [0, 1), got {static['dropout']!r}")
-        if int(static["synthetic"]) != static["synthetic"] or static["synthetic"] < 0:
-            raise ValueError(f"{self.name}: synthetic must be a count of images >= 0, got {static['synthetic']!r}")
 
     def raw_data(self, static: dict) -> dict:
         if static["synthetic"]:

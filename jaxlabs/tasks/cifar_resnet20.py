@@ -1,0 +1,95 @@
+"""Lab F: CIFAR-10 with ResNet20, SGD with weight decay, lr then lr / 10.
+
+Seed 003, exercise 2, and the course script it completes (``exp2.py``, whose data pipeline is
+marked "DO NOT MODIFY"): batch 128, ``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip`` on
+the training images, ``Normalize((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))``,
+cross entropy, ``optim.SGD(lr, weight_decay=5e-4)`` (coupled L2, no momentum), lr 0.1 for 5
+epochs then 0.01 for 5. The report re-created the optimizer at the drop; with momentum 0 that is
+the same as this per-step schedule (with momentum > 0 the buffer is kept, as ``MultiStepLR``
+would). No validation split: the model after the last epoch is tested, and the test split is
+evaluated after every epoch for the train-vs-test curves the report drew.
+
+CIFAR-10 is read from ``data_dir`` / ``$JAXLABS_DATA_DIR`` (``jaxlabs.data.load_dataset``).
+``synthetic=N`` trains on N random CIFAR-shaped images instead (N // 5 test images): for tests
+and speed benchmarks only; every record carries ``synthetic=N`` so it cannot pass for CIFAR-10.
+Speed check on synthetic data, 2 seeds::
+
+    python -c "from jaxlabs.tasks.cifar_resnet20 import CifarResNet20Task; from jaxlabs.sweep import run_sweep; \
+t = CifarResNet20Task(); r = run_sweep(t, [t.resolve_static(synthetic=2048, epochs=1)], [0, 1], {'lr': [0.1]})"
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxlabs.data import load_dataset
+from jaxlabs.models import ResNet
+from jaxlabs.tasks.base import Task
+from jaxlabs.tasks.classify import ClassifierSpec, check_counts, make_trainer, synthetic_images
+from jaxlabs.torch_compat import cross_entropy, step_schedule, torch_sgd
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # the course script's Normalize
+CIFAR_STD = (0.2023, 0.1994, 0.2010)
+
+
+def crop_flip(key: jax.Array, images: jax.Array, pad: int = 4) -> jax.Array:
+    """``RandomCrop(size, padding=pad)`` then ``RandomHorizontalFlip()`` per image of (B, H, W, C)
+    in [0, 1]: zero padding (black, as torchvision pads the image before ToTensor/Normalize)."""
+    b, h, w, c = images.shape
+    crop_key, flip_key = jax.random.split(key)
+    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    corners = jax.random.randint(crop_key, (b, 2), 0, 2 * pad + 1)  # (B, 2) top-left in the padded image
+    crops = jax.vmap(lambda im, yx: jax.lax.dynamic_slice(im, (yx[0], yx[1], 0), (h, w, c)))(padded, corners)
+    flip = jax.random.bernoulli(flip_key, 0.5, (b,))
+    return jnp.where(flip[:, None, None, None], crops[:, :, ::-1], crops)
+
+
+def make_optimizer(hp: dict, steps_per_epoch: int, drop_epoch: int):
+    """SGD with coupled weight decay at hp['lr'] for ``drop_epoch`` epochs, then hp['lr'] / 10.
+    Momentum and weight decay default to the script's 0 and 5e-4 when not swept."""
+    schedule = step_schedule(hp["lr"], steps_per_epoch, milestones=(drop_epoch,), gamma=0.1)
+    return torch_sgd(schedule, momentum=hp.get("momentum", 0.0), weight_decay=hp.get("weight_decay", 5e-4))
+
+
+class CifarResNet20Task(Task):
+    name = "cifar-resnet20"
+    lab = "F"
+    description = ("Lab F: CIFAR-10 ResNet20, SGD weight decay 5e-4, lr for 5 epochs then lr/10, crop+flip "
+                   "(synthetic=N: random CIFAR-shaped data, for speed only)")
+    static_defaults = {
+        "blocks": 3,  # basic blocks per stage: 3 = ResNet20 (1 = ResNet8, for tests)
+        "width": 16,  # channels of the first stage (16/32/64 in ResNet20)
+        "batch_size": 128,  # the course script's: 391 steps per epoch
+        "epochs": 10,  # 5 at lr, 5 at lr / 10
+        "drop_epoch": 5,  # the epoch from which the lr is divided by 10
+        "augment": True,  # the script's RandomCrop(32, 4) + RandomHorizontalFlip
+        "data_dir": None,  # None: $JAXLABS_DATA_DIR and the usual places (jaxlabs.data.load_dataset)
+        "synthetic": 0,  # > 0: that many random CIFAR-shaped train images instead of CIFAR-10
+    }
+    traced_defaults = {"lr": 0.1, "momentum": 0.0, "weight_decay": 5e-4}  # the course script's SGD
+    lr_grid = (0.05, 0.1, 0.2)
+    chunk = 1  # an epoch is 391 steps: one progress tick each
+    primary_metric = "test_acc"
+    lower_is_better = False
+
+    def check(self, static: dict) -> None:
+        check_counts(self.name, static, ("blocks", "width", "batch_size", "epochs"))
+        check_counts(self.name, static, ("synthetic", "drop_epoch"), minimum=0)
+
+    def build(self, static: dict):
+        self.check(static)
+        if static["synthetic"]:
+            n = int(static["synthetic"])
+            raw = synthetic_images(n, max(n // 5, 1), (32, 32, 3))
+        else:
+            raw = load_dataset("cifar10", static["data_dir"])
+        data = {"x_train": raw["train_images"], "y_train": raw["train_labels"],
+                "x_test": raw["test_images"], "y_test": raw["test_labels"]}
+        b, w = static["blocks"], static["width"]
+        model = ResNet(blocks_per_stage=(b, b, b), widths=(w, 2 * w, 4 * w))
+        drop = static["drop_epoch"]
+        spec = ClassifierSpec(
+            model=model, loss=cross_entropy, optimizer=lambda hp, steps: make_optimizer(hp, steps, drop),
+            batch_size=static["batch_size"], epochs=static["epochs"], mean=CIFAR_MEAN, std=CIFAR_STD,
+            augment=crop_flip if static["augment"] else None, eval_batch=500)
+        return make_trainer(spec, data), data
