@@ -20,9 +20,11 @@ from jaxlabs.tasks import TASKS, get_task
 PROG = "python -m experiments.lr_sweep"
 LR_EXAMPLE = "0.001,0.01,0.1"
 # flag dest -> the task option it sets; static options shape the program, traced ones are vmapped
-STATIC_FLAGS = ("n", "epochs", "width", "depth", "activation", "target", "x_range", "batch_size",
-                "kernel", "batch_norm", "dropout", "subset", "variant", "data_dir", "optimizer", "augment")
-TRACED_FLAGS = ("tolerance", "momentum", "weight_decay")
+STATIC_FLAGS = ("n", "epochs", "width", "hidden", "depth", "activation", "target", "x_range", "batch_size",
+                "kernel", "batch_norm", "subset", "variant", "data_dir", "optimizer", "augment", "synthetic",
+                "path")
+DUAL_FLAGS = ("dropout",)  # static in some tasks (a model shape), traced in others
+TRACED_FLAGS = ("tolerance", "momentum", "weight_decay", "l2")
 
 
 def parse_args(argv=None):
@@ -52,6 +54,7 @@ def parse_args(argv=None):
                    help='fit tasks: the function of x to fit, e.g. "x**2 + sin(x)" (numbers, x, pi, e, '
                         '+ - * / **, sin cos tan exp log log2 log10 sqrt abs tanh ...)')
     g.add_argument("--x-range", dest="x_range", type=checked(parse_range), help="fit tasks: LOW,HIGH of x, e.g. -3,3")
+    g.add_argument("--hidden", type=int_at_least(1), help="fashion-mlp: hidden units")
     g.add_argument("--batch-size", dest="batch_size", type=int_at_least(1), help="mini-batch size")
     g.add_argument("--kernel", type=int_at_least(1), help="mnist-cnn: conv kernel size")
     g.add_argument("--batch-norm", dest="batch_norm", action="store_const", const=True,
@@ -64,6 +67,11 @@ def parse_args(argv=None):
     g.add_argument("--momentum", type=float_in(0.0, 1.0, "--momentum"), help="SGD momentum")
     g.add_argument("--weight-decay", dest="weight_decay", type=float_in(0.0, 1.0, "--weight-decay"),
                    help="coupled L2 weight decay (PyTorch SGD's)")
+    g.add_argument("--l2", type=float_in(0.0, 1.0, "--l2"), help="mnist-scratch: L2 coefficient")
+    g.add_argument("--path", choices=("scratch", "library"), help="mnist-scratch: the jax.numpy-only "
+                   "framework or the same network with Flax + Optax")
+    g.add_argument("--synthetic", type=int_at_least(1), help="random data of the dataset's shape with this "
+                   "many training images instead of the real data (benchmarks; not a result)")
     g.add_argument("--data-dir", dest="data_dir", help="folder with the dataset files (or set JAXLABS_DATA_DIR)")
     return p.parse_args(_join_negative_range(sys.argv[1:] if argv is None else list(argv)))
 
@@ -92,6 +100,9 @@ def main(argv=None) -> int:
     task = get_task(args.task)
     static_over = {k: getattr(args, k) for k in STATIC_FLAGS if getattr(args, k) is not None}
     traced_over = {k: getattr(args, k) for k in TRACED_FLAGS if getattr(args, k) is not None}
+    for k in DUAL_FLAGS:
+        if getattr(args, k) is not None:
+            (traced_over if k in task.traced_defaults else static_over)[k] = getattr(args, k)
     for k in static_over:
         if k not in task.static_defaults:
             fail(PROG, f"argument {_flag(k)}: task {task.name} has no such option; see --help")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +17,7 @@ from jaxlabs.sweep import GroupResult, SweepResult, run_group
 from jaxlabs.tasks import get_task
 
 HIGHER_IS_BETTER = ("acc", "r2")  # metric names containing these: larger is better
-QUICK_CAPPED = ("n", "epochs", "subset", "synthetic")  # --quick caps these even where a setting varies them
+QUICK_CAPPED = ("n", "epochs", "synthetic")  # --quick caps these even where a setting varies them
 
 
 def better_high(metric: str) -> bool:
@@ -68,12 +69,26 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
 
     records = []
     for g, labels in groups:
-        for row, label in zip(SweepResult(task.name, [g]).records(), labels):
-            records.append({"study": study.key, "setting": label, **row})
+        for i, (row, label) in enumerate(zip(SweepResult(task.name, [g]).records(), labels)):
+            # the monitored loss at the member's last epoch: the report's "final train loss"
+            row = {"study": study.key, "setting": label, **row,
+                   "final_loss": float(g.curves["loss"][i, -1]),
+                   "program_s": round(g.compile_s + g.run_s, 2)}  # this setting's program, compile included
+            for name, (curve, idx) in study.curve_points.items():
+                c = g.curves[curve]
+                row[name] = float(c[i, idx]) if idx < c.shape[1] else None
+            records.append(row)
     write_records(out, records, {"study": study.key, "title": study.title, "command": command,
                                  "seeds": list(seeds), "quick": quick, "wall_s": round(wall, 2)})
     summary = {s.label: summarize_setting([r for r in records if r["setting"] == s.label], study.metrics)
                for s in study.settings}
+    for g, labels in groups:  # median curves, for claims about a curve's shape
+        for s in study.settings:
+            mask = np.asarray(labels) == s.label
+            if mask.any():
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: diverged members
+                    summary[s.label]["curves"] = {k: np.nanmedian(v[mask], 0) for k, v in g.curves.items()}
     figures = draw_figures(study, task, groups, out)
     verdict, lines = write_report(study, task, summary, figures, seeds, wall, quick, out, command)
     return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
@@ -110,6 +125,10 @@ def judge(o: Original, s: dict) -> str:
     if o.kind == "never":
         k = s["converged"]
         return f"agrees: 0/{n} seeds converged" if k == 0 else f"disagrees: {k}/{n} seeds converged"
+    if o.kind == "at_least":
+        k = int((s[o.metric] >= o.value).sum())
+        word = "agrees" if 2 * k >= n else "disagrees"
+        return f"{word}: {k}/{n} seeds reached {o.value:g} ({cell(s[o.metric])})"
     if o.kind == "within":
         k = int((s["converged_epoch"] <= o.value).sum())
         word = "agrees" if 2 * k >= n else "disagrees"
@@ -129,14 +148,16 @@ def judge(o: Original, s: dict) -> str:
 
 def write_report(study: Study, task, summary: dict, figures: list[str], seeds, wall: float, quick: bool,
                  out: Path, command: str) -> tuple[str, list[str]]:
-    headers = ["setting", "converged", "diverged"]
+    tolerance_study = "converged_epoch" in study.metrics  # otherwise "converged" means nothing
+    headers = ["setting", *(["converged"] if tolerance_study else []), "diverged"]
     names = {"converged_epoch": "epochs to converge"}
     headers += [f"{names.get(m, m)} (mean +- std)" for m in study.metrics]
     headers += ["original (report)", "verdict"]
     rows, n_orig, n_ok = [], 0, 0
     for s in study.settings:
         sm = summary[s.label]
-        base = [s.label, f"{sm['converged']}/{sm['members']}", str(sm["diverged"])]
+        base = [s.label, *([f"{sm['converged']}/{sm['members']}"] if tolerance_study else []),
+                f"{sm['diverged']}/{sm['members']}"]
         base += [cell(sm[m]) for m in study.metrics]
         if not s.originals:
             rows.append(base + ["-", "-"])

@@ -16,6 +16,7 @@ class Original:
     """What the report found for one setting.
 
     kind "value": a number for ``metric`` (compared with the seeds' spread);
+    kind "at_least": "``metric`` reached ``value`` or more" (checked against every seed);
     kind "within": "converged within ``value`` epochs" (checked against every seed);
     kind "never": never converged in the report's budget; kind "diverged": NaN/inf in the report.
     """
@@ -32,6 +33,10 @@ def value(metric: str, v: float, text: str = "") -> Original:
 
 def within(epochs: float, text: str = "") -> Original:
     return Original("within", epochs, "converged_epoch", text or f"within ~{epochs:g} epochs")
+
+
+def at_least(metric: str, v: float, text: str = "") -> Original:
+    return Original("at_least", v, metric, text or f">= {v:g}")
 
 
 def never(text: str = "never converged") -> Original:
@@ -73,6 +78,8 @@ class Study:
     note: str = ""  # setup differences from the report, budgets
     dataset: Optional[str] = None  # a dataset that must be on this machine ("mnist", ...)
     figures: tuple[str, ...] = ("loss",)  # extra figure kinds: "fit", "true_vs_pred", "accuracy", "confusion"
+    # metrics read off a curve: name -> (curve, index), e.g. {"test_acc_2k": ("test_acc", 5)}
+    curve_points: dict = field(default_factory=dict)
 
     def vmapped_axes(self) -> list[str]:
         axes = {k for s in self.settings for k in s.traced}
@@ -96,6 +103,11 @@ def lower(metric: str, a: str, b: str) -> Callable[[dict], bool]:
         return x is not None and (y is None or x < y)
 
     return check
+
+
+def higher(metric: str, a: str, b: str) -> Callable[[dict], Optional[bool]]:
+    """Setting ``a``'s median ``metric`` is above ``b``'s."""
+    return lower(metric, b, a)
 
 
 def more_converged(a: str, b: str) -> Callable[[dict], bool]:
