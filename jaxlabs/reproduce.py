@@ -43,9 +43,11 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    # --quick: the first and last settings only (each static setting is a compile, which dominates)
+    run_settings = study.settings if not quick or len(study.settings) <= 2 else (study.settings[0], study.settings[-1])
     by_static: dict[tuple, list] = defaultdict(list)
     statics = {}
-    for s in study.settings:
+    for s in run_settings:
         static = setting_static(study, task, s, quick, data_dir)
         key = tuple(sorted((k, repr(v)) for k, v in static.items()))
         statics[key] = static
@@ -81,7 +83,7 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     write_records(out, records, {"study": study.key, "title": study.title, "command": command,
                                  "seeds": list(seeds), "quick": quick, "wall_s": round(wall, 2)})
     summary = {s.label: summarize_setting([r for r in records if r["setting"] == s.label], study.metrics)
-               for s in study.settings}
+               for s in run_settings}
     for g, labels in groups:  # median curves, for claims about a curve's shape
         for s in study.settings:
             mask = np.asarray(labels) == s.label
@@ -155,6 +157,10 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
     headers += ["original (report)", "verdict"]
     rows, n_orig, n_ok = [], 0, 0
     for s in study.settings:
+        if s.label not in summary:  # --quick ran two settings
+            rows.append([s.label] + ["not run (--quick)"] + [""] * (len(headers) - 4)
+                        + ["; ".join(o.text for o in s.originals) or "-", "-"])
+            continue
         sm = summary[s.label]
         base = [s.label, *([f"{sm['converged']}/{sm['members']}"] if tolerance_study else []),
                 f"{sm['diverged']}/{sm['members']}"]
@@ -210,8 +216,8 @@ def _pad(curves: list[np.ndarray]) -> np.ndarray:
 
 def draw_figures(study: Study, task, groups, out: Path) -> list[str]:
     names: list[str] = []
-    labels = np.asarray([l for _, ls in groups for l in ls])
-    order = [s.label for s in study.settings]
+    labels = np.asarray([lab for _, ls in groups for lab in ls])
+    order = [s.label for s in study.settings if s.label in set(labels.tolist())]
     curve_names = list(groups[0][0].curves)
     for cname in curve_names:
         if cname != "loss" and not ("acc" in cname and "accuracy" in study.figures):
@@ -230,7 +236,9 @@ def draw_figures(study: Study, task, groups, out: Path) -> list[str]:
     if "fit" in study.figures and finals.get("grid_pred") is not None:
         by_target = defaultdict(list)
         for s in study.settings:
-            g = next(g for g, ls in groups if s.label in ls)
+            g = next((g for g, ls in groups if s.label in ls), None)
+            if g is None:
+                continue
             by_target[(g.static.get("target"), g.static.get("x_range"))].append((s.label, g.static))
         for i, (_, items) in enumerate(by_target.items()):
             fn, label, (lo, hi) = task.resolve_target(items[0][1])

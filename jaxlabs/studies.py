@@ -90,7 +90,8 @@ class Study:
 
 
 def _median(label: str, metric: str) -> Callable[[dict], Any]:
-    return lambda rows: rows[label][f"{metric}_median"]
+    # a setting that was not run (--quick runs two) or a metric not summarised: no value
+    return lambda rows: rows.get(label, {}).get(f"{metric}_median")
 
 
 def lower(metric: str, a: str, b: str) -> Callable[[dict], bool]:
@@ -110,8 +111,13 @@ def higher(metric: str, a: str, b: str) -> Callable[[dict], Optional[bool]]:
     return lower(metric, b, a)
 
 
-def more_converged(a: str, b: str) -> Callable[[dict], bool]:
-    return lambda rows: rows[a]["converged"] / rows[a]["members"] > rows[b]["converged"] / rows[b]["members"]
+def more_converged(a: str, b: str) -> Callable[[dict], Optional[bool]]:
+    def check(rows):
+        if a not in rows or b not in rows:
+            return None
+        return rows[a]["converged"] / rows[a]["members"] > rows[b]["converged"] / rows[b]["members"]
+
+    return check
 
 
 REGISTRY: dict[str, Study] = {}
