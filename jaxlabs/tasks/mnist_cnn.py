@@ -6,13 +6,14 @@ Seed 001, part 2. The model is [conv -> (BatchNorm) -> relu -> maxpool 2] x dept
 - ``subset < 1`` (default 0.05, the report's local runs): the 70,000 MNIST images (train and test
   files pooled) are subsampled, stratified by digit, and split train:val:test = 4.8:1.2:1. 5% is
   2,400 / 600 / 500 images: the report's "3000 images" for training and validation, and its
-  confusion matrices hold about 500 test images.
+  confusion matrices hold about 500 test images (sklearn's rounding gives 2,399 / 600 / 501).
 - ``subset == 1`` (the report's "full set, same proportions", where it reached 99%+): 48,000 /
   12,000 of the train file for train / val, and the official 10,000-image test file, which is the
   same 4.8:1.2:1 and keeps test accuracy comparable with everyone else's.
 
 The report does not give batch size, channels, dropout rate, epochs or the normalisation; the
-defaults are the usual PyTorch MNIST choices and each says so. Full-set run (3 seeds, 3 epochs)::
+defaults are the usual PyTorch MNIST choices and each says so. Full-set run (3 seeds, 3 epochs;
+test accuracy 0.9903 +- 0.0019 over seeds 0-2; 2 epochs gave 0.9895 +- 0.0014)::
 
     python -c "from jaxlabs.tasks.mnist_cnn import MnistCNNTask; from jaxlabs.sweep import run_sweep; \
 t = MnistCNNTask(); r = run_sweep(t, [t.resolve_static(subset=1.0, epochs=3)], [0, 1, 2], {'lr': [0.001]})"
@@ -58,7 +59,7 @@ class MnistCNNTask(Task):
         "hidden": 128,  # not in the report: the fc layer's width
         "batch_norm": False,  # studied on/off; the base model has none
         "dropout": 0.5,  # not in the report (several rates studied): PyTorch's nn.Dropout default
-        "batch_size": 64,  # not in the report: the PyTorch MNIST example's; 2,400 images -> 38 steps
+        "batch_size": 64,  # not in the report: the PyTorch MNIST example's; 2,399 images -> 38 steps
         "epochs": 20,  # the report's curves settle after ~15 epochs on the 5% subset; 3 reach 99% on the full set
         "subset": 0.05,  # fraction of the 70k images (the report's local runs); 1.0 = full set
         "augment": False,  # the report's rotation 10 / translate 0.1 / brightness 0.2: found harmful
