@@ -48,3 +48,19 @@ def test_pytorch_default_init_bounds_for_conv():
     assert np.abs(k).max() <= bound and np.abs(k).max() > 0.95 * bound
     assert np.abs(np.asarray(v["conv_1"]["bias"])).max() <= bound
     np.testing.assert_allclose(k.var(), bound**2 / 3, rtol=0.05)
+
+
+@pytest.mark.parametrize("stride,kernel", [(1, 3), (2, 3), (1, 5), (1, 1)])
+def test_im2col_conv_equals_lax_conv(stride, kernel):
+    from jaxlabs.models.layers import conv_im2col
+
+    x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3))
+    w = jax.random.normal(jax.random.key(1), (kernel, kernel, 3, 4))
+    pad = kernel // 2
+    ref = jax.lax.conv_general_dilated(x, w, (stride, stride), ((pad, pad), (pad, pad)),
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(conv_im2col(x, w, stride, pad), ref, rtol=1e-5, atol=1e-5)
+    g = jax.grad(lambda w: jnp.sum(jnp.sin(conv_im2col(x, w, stride, pad))))(w)
+    g_ref = jax.grad(lambda w: jnp.sum(jnp.sin(jax.lax.conv_general_dilated(
+        x, w, (stride, stride), ((pad, pad), (pad, pad)), dimension_numbers=("NHWC", "HWIO", "NHWC")))))(w)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5)
