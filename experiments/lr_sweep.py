@@ -14,7 +14,7 @@ import time
 from jaxlabs.cli import (ArgumentParser, checked, fail, float_in, int_at_least, positive_float,
                          positive_float_list)
 from jaxlabs.expr import parse_range, parse_target
-from jaxlabs.models import ACTIVATIONS
+from jaxlabs.models import ACTIVATIONS, INIT_SCHEMES
 from jaxlabs.tasks import TASKS, get_task
 
 PROG = "python -m experiments.lr_sweep"
@@ -22,9 +22,9 @@ LR_EXAMPLE = "0.001,0.01,0.1"
 # flag dest -> the task option it sets; static options shape the program, traced ones are vmapped
 STATIC_FLAGS = ("n", "epochs", "width", "hidden", "depth", "activation", "target", "x_range", "batch_size",
                 "kernel", "batch_norm", "subset", "variant", "data_dir", "optimizer", "augment", "synthetic",
-                "path")
-DUAL_FLAGS = ("dropout",)  # static in some tasks (a model shape), traced in others
-TRACED_FLAGS = ("tolerance", "momentum", "weight_decay", "l2")
+                "path", "channels", "blocks", "drop_epoch", "val_split", "initializer")
+DUAL_FLAGS = ("dropout", "patience")  # static in some tasks (a model shape), traced in others
+TRACED_FLAGS = ("tolerance", "momentum", "weight_decay", "l2", "lr_decay")
 
 
 def parse_args(argv=None):
@@ -69,6 +69,17 @@ def parse_args(argv=None):
     g.add_argument("--weight-decay", dest="weight_decay", type=float_in(0.0, 1.0, "--weight-decay"),
                    help="coupled L2 weight decay (PyTorch SGD's)")
     g.add_argument("--l2", type=float_in(0.0, 1.0, "--l2"), help="mnist-scratch: L2 coefficient")
+    g.add_argument("--lr-decay", dest="lr_decay", type=float_in(0.0, 1.0, "--lr-decay", include_high=True),
+                   help="mnist-scratch: StepLR factor every 500 steps (1 = constant)")
+    g.add_argument("--patience", type=int_at_least(0), help="boston: ReduceLROnPlateau patience; "
+                   "mnist-scratch: early-stopping patience in epochs (0 = off)")
+    g.add_argument("--channels", type=int_at_least(1), help="mnist-cnn: channels of the first conv block")
+    g.add_argument("--blocks", type=int_at_least(1), help="cifar-resnet20: basic blocks per stage (3 = ResNet20)")
+    g.add_argument("--drop-epoch", dest="drop_epoch", type=int_at_least(1),
+                   help="cifar-resnet20: the epoch from which the lr is divided by 10")
+    g.add_argument("--val-split", dest="val_split", type=float_in(0.0, 1.0, "--val-split"),
+                   help="fashion-mlp: fraction of the training set held out for validation")
+    g.add_argument("--initializer", choices=sorted(INIT_SCHEMES), help="weight initialisation (default: PyTorch's)")
     g.add_argument("--path", choices=("scratch", "library"), help="mnist-scratch: the jax.numpy-only "
                    "framework or the same network with Flax + Optax")
     g.add_argument("--synthetic", type=int_at_least(1), help="random data of the dataset's shape with this "
