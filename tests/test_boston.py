@@ -11,7 +11,8 @@ from sklearn.model_selection import train_test_split
 from jaxlabs.data import load_boston
 from jaxlabs.models import MLP
 from jaxlabs.sweep import run_group
-from jaxlabs.tasks.boston import BostonTask, batch_indices, boston_splits, plateau_scheduler, plateau_step
+from jaxlabs.data.batches import batch_indices
+from jaxlabs.tasks.boston import BostonTask, boston_splits, plateau_scheduler, plateau_step
 from jaxlabs.train import DIVERGED, MAX_EPOCHS, make_train
 
 # float32 throughout: a vmapped member and the same member alone, or a padded batch and its

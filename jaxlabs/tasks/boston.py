@@ -27,6 +27,7 @@ import optax
 from sklearn.model_selection import train_test_split
 
 from jaxlabs.data import load_boston, standardize
+from jaxlabs.data.batches import batch_indices
 from jaxlabs.data.splits import DATA_SEED
 from jaxlabs.models import MLP
 from jaxlabs.models.init import get_init
@@ -50,20 +51,6 @@ def boston_splits(data_seed: int = DATA_SEED) -> dict[str, np.ndarray]:
     x_train, x_val, x_test = standardize(x[train], x[val], x[test])
     return {"x_train": x_train, "y_train": y[train, None], "x_val": x_val, "y_val": y[val, None],
             "x_test": x_test, "y_test": y[test, None]}
-
-
-def batch_indices(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
-    """One epoch of ``DataLoader(shuffle=True, drop_last=False)`` as fixed shapes.
-
-    Returns indices (batches, batch_size) into range(n) and a bool mask of the same shape: a
-    permutation cut into batches, the last one padded (with row 0, masked out) when batch_size
-    does not divide n. lax.scan needs one batch shape; the mask keeps the short batch a real step
-    whose loss is the mean over its real rows, as PyTorch's is.
-    """
-    batches = -(-n // batch_size)
-    flat = jnp.arange(batches * batch_size)
-    perm = jnp.pad(jax.random.permutation(key, n), (0, batches * batch_size - n))
-    return perm.reshape(batches, batch_size), (flat < n).reshape(batches, batch_size)
 
 
 def masked_mse(pred, target, mask):

@@ -50,7 +50,7 @@ from jaxlabs import scratch
 from jaxlabs.data import load_dataset
 from jaxlabs.models import MLP
 from jaxlabs.tasks.base import Task
-from jaxlabs.tasks.boston import batch_indices
+from jaxlabs.data.batches import batch_indices
 from jaxlabs.train import Trainer
 
 PATHS = ("scratch", "library")
