@@ -9,9 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxlabs.data import DatasetNotFoundError
+from jaxlabs.data import DatasetNotFoundError, crop_flip
 from jaxlabs.sweep import run_group
-from jaxlabs.tasks.cifar_resnet20 import CifarResNet20Task, crop_flip, make_optimizer
+from jaxlabs.tasks.cifar_resnet20 import CifarResNet20Task, make_optimizer
 from jaxlabs.tasks.classify import batch_order, epoch_keys, legacy_threefry
 from jaxlabs.tasks.fashion_mlp import FashionMLPTask
 from jaxlabs.tasks.mnist_cnn import MnistCNNTask, mnist_splits

@@ -1,5 +1,5 @@
 """Data: dataset readers and locators, Boston housing, splits and on-device augmentation."""
-from jaxlabs.data.augment import augment, warp
+from jaxlabs.data.augment import augment, crop_flip, warp
 from jaxlabs.data.boston import load_boston
 from jaxlabs.data.cifar import CIFARFormatError, load_cifar10
 from jaxlabs.data.idx import IDXFormatError, load_idx_folder, read_idx
@@ -7,6 +7,6 @@ from jaxlabs.data.sources import DatasetNotFoundError, load_dataset
 from jaxlabs.data.splits import split_ratio, standardize
 
 __all__ = [
-    "augment", "warp", "load_boston", "CIFARFormatError", "load_cifar10", "IDXFormatError",
+    "augment", "crop_flip", "warp", "load_boston", "CIFARFormatError", "load_cifar10", "IDXFormatError",
     "load_idx_folder", "read_idx", "DatasetNotFoundError", "load_dataset", "split_ratio", "standardize",
 ]

@@ -1,10 +1,11 @@
-"""On-device augmentation for Lab D: the report's torchvision pipeline, in jax.numpy.
+"""On-device augmentation: Lab D's and Lab F's torchvision pipelines, in jax.numpy.
 
 The report tried `RandomRotation(10)`, `RandomAffine(0, translate=(0.1, 0.1))` and
 `ColorJitter(brightness=0.2)`. Here rotation and translation are one affine warp (a single
 bilinear resample instead of two nearest-neighbour ones), pixels from outside the image are 0
 like torchvision's fill, and everything is jittable and vmappable, so a batch is augmented
-inside the training scan without a host round trip.
+inside the training scan without a host round trip. Lab F's course script used
+`RandomCrop(32, padding=4)` + `RandomHorizontalFlip()`: :func:`crop_flip`.
 """
 from __future__ import annotations
 
@@ -55,3 +56,15 @@ def augment(
     factors = 1.0 + jax.random.uniform(k_bright, (b,), minval=-1.0, maxval=1.0) * brightness  # (B,)
     out = jax.vmap(warp)(images, angles, shifts) * factors[:, None, None, None]
     return out if value_range is None else jnp.clip(out, *value_range)
+
+
+def crop_flip(key: jax.Array, images: jax.Array, pad: int = 4) -> jax.Array:
+    """``RandomCrop(size, padding=pad)`` then ``RandomHorizontalFlip()`` per image of (B, H, W, C)
+    in [0, 1]: zero padding (black, as torchvision pads the image before ToTensor/Normalize)."""
+    b, h, w, c = images.shape
+    crop_key, flip_key = jax.random.split(key)
+    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    corners = jax.random.randint(crop_key, (b, 2), 0, 2 * pad + 1)  # (B, 2) top-left in the padded image
+    crops = jax.vmap(lambda im, yx: jax.lax.dynamic_slice(im, (yx[0], yx[1], 0), (h, w, c)))(padded, corners)
+    flip = jax.random.bernoulli(flip_key, 0.5, (b,))
+    return jnp.where(flip[:, None, None, None], crops[:, :, ::-1], crops)

@@ -19,10 +19,7 @@ t = CifarResNet20Task(); r = run_sweep(t, [t.resolve_static(synthetic=2048, epoc
 """
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-
-from jaxlabs.data import load_dataset
+from jaxlabs.data import crop_flip, load_dataset
 from jaxlabs.models import ResNet
 from jaxlabs.tasks.base import Task
 from jaxlabs.tasks.classify import ClassifierSpec, check_counts, make_trainer, synthetic_images
@@ -30,18 +27,6 @@ from jaxlabs.torch_compat import cross_entropy, step_schedule, torch_sgd
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # the course script's Normalize
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
-
-
-def crop_flip(key: jax.Array, images: jax.Array, pad: int = 4) -> jax.Array:
-    """``RandomCrop(size, padding=pad)`` then ``RandomHorizontalFlip()`` per image of (B, H, W, C)
-    in [0, 1]: zero padding (black, as torchvision pads the image before ToTensor/Normalize)."""
-    b, h, w, c = images.shape
-    crop_key, flip_key = jax.random.split(key)
-    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    corners = jax.random.randint(crop_key, (b, 2), 0, 2 * pad + 1)  # (B, 2) top-left in the padded image
-    crops = jax.vmap(lambda im, yx: jax.lax.dynamic_slice(im, (yx[0], yx[1], 0), (h, w, c)))(padded, corners)
-    flip = jax.random.bernoulli(flip_key, 0.5, (b,))
-    return jnp.where(flip[:, None, None, None], crops[:, :, ::-1], crops)
 
 
 def make_optimizer(hp: dict, steps_per_epoch: int, drop_epoch: int):
