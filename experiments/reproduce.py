@@ -83,9 +83,8 @@ def main(argv=None) -> int:
         results.append(r)
         print("\n".join(line for line in r["lines"] if line.startswith("|")))
         print(f"   verdict: {r['verdict']} ({r['wall_s']:.0f} s) -> {r['out']}/report.md")
-    if len(studies) > 1:
-        write_index(results, skipped, Path(out))
-        print(f"\nindex: {out}/index.md ({len(results)} studies run, {len(skipped)} skipped)")
+    write_index(results, skipped, Path(out))  # with the studies run into this folder before
+    print(f"\nindex: {out}/index.md ({len(results)} studies run, {len(skipped)} skipped)")
     return 0
 
 

@@ -1,6 +1,8 @@
 """Run a study and write its report: ``report.md``, ``results.csv`` and the figures."""
 from __future__ import annotations
 
+import json
+
 import math
 import time
 import warnings
@@ -12,7 +14,7 @@ import numpy as np
 
 from jaxlabs import plots
 from jaxlabs.results import fmt_num, format_table, write_records
-from jaxlabs.studies import Original, Study
+from jaxlabs.studies import Original, Study, resolve
 from jaxlabs.sweep import GroupResult, SweepResult, run_group
 from jaxlabs.tasks import get_task
 
@@ -80,8 +82,9 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
                 c = g.curves[curve]
                 row[name] = float(c[i, idx]) if idx < c.shape[1] else None
             records.append(row)
-    write_records(out, records, {"study": study.key, "title": study.title, "command": command,
-                                 "seeds": list(seeds), "quick": quick, "wall_s": round(wall, 2)})
+    meta = {"study": study.key, "title": study.title, "command": command, "seeds": list(seeds), "quick": quick,
+            "wall_s": round(wall, 2), "verdict": None}
+    write_records(out, records, meta)  # saved before the figures and the report: nothing trained is lost
     summary = {s.label: summarize_setting([r for r in records if r["setting"] == s.label], study.metrics)
                for s in run_settings}
     for g, labels in groups:  # median curves, for claims about a curve's shape
@@ -93,8 +96,9 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
                     summary[s.label]["curves"] = {k: np.nanmedian(v[mask], 0) for k, v in g.curves.items()}
     figures = draw_figures(study, task, groups, out)
     verdict, lines = write_report(study, task, summary, figures, seeds, wall, quick, out, command)
+    write_records(out, records, {**meta, "verdict": verdict})
     return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
-            "lines": lines}
+            "quick": quick, "lines": lines}
 
 
 def summarize_setting(rows: list[dict], metrics: Sequence[str]) -> dict:
@@ -271,11 +275,33 @@ def draw_figures(study: Study, task, groups, out: Path) -> list[str]:
 
 
 def write_index(results: list[dict], skipped: list[tuple[str, str]], out: Path) -> None:
+    """``index.md`` in ``out``: a line per study with its verdict, linking its report. Studies run
+    earlier into the same folder (their ``results.json``) are listed too, marked with their command,
+    so running one lab after another builds one index."""
+    out = Path(out)
+    order = {s.key: i for i, s in enumerate(resolve("all"))}
+    rows = {r["study"]: {**r, "earlier": None} for r in results}
+    for path in sorted(out.glob("*/results.json")):
+        if path.parent.name in rows:
+            continue
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # not a study folder of ours
+        if not isinstance(meta, dict) or meta.get("study") != path.parent.name:
+            continue
+        rows[meta["study"]] = {"study": meta["study"], "title": meta.get("title", ""), "out": str(path.parent),
+                               "verdict": meta.get("verdict") or "no verdict recorded",
+                               "wall_s": meta.get("wall_s", float("nan")), "quick": meta.get("quick", False),
+                               "earlier": meta.get("command") or "an earlier run"}
     lines = ["# jaxlabs: the lab reports, regenerated", "",
-             "| study | title | verdict | wall time |", "|---|---|---|---|"]
-    for r in results:
+             "| study | title | verdict | wall time | run by |", "|---|---|---|---|---|"]
+    for key in sorted(rows, key=lambda k: (order.get(k, len(order)), k)):
+        r = rows[key]
         rel = Path(r["out"]).relative_to(out) if Path(r["out"]).is_relative_to(out) else Path(r["out"])
-        lines.append(f"| [{r['study']}]({rel}/report.md) | {r['title']} | {r['verdict']} | {r['wall_s']:.0f} s |")
+        verdict = f"{r['verdict']} (--quick: not a result)" if r.get("quick") else r["verdict"]
+        run_by = f"earlier: `{r['earlier']}`" if r["earlier"] else "this run"
+        lines.append(f"| [{key}]({rel}/report.md) | {r['title']} | {verdict} | {r['wall_s']:.0f} s | {run_by} |")
     if skipped:
         lines += ["", "## Skipped", ""] + [f"- {k}: {why}" for k, why in skipped]
     (out / "index.md").write_text("\n".join(lines) + "\n")

@@ -53,6 +53,18 @@ def test_a_lab_letter_runs_its_studies_and_writes_an_index(tmp_path):
     index = (tmp_path / "index.md").read_text()
     for s in resolve("B"):
         assert f"[{s.key}]({s.key}/report.md)" in index
+    assert "(--quick: not a result)" in index
+
+    # a later run into the same folder keeps the earlier studies in the index, marked as such
+    assert reproduce.main(["C-lr", "--quick", "--seeds", "1", "--no-progress", "--out", str(tmp_path)]) == 0
+    lines = (tmp_path / "index.md").read_text().splitlines()
+    c_line = next(line for line in lines if line.startswith("| [C-lr]"))
+    assert c_line.endswith("| this run |")
+    for s in resolve("B"):
+        line = next(line for line in lines if line.startswith(f"| [{s.key}]"))
+        assert "earlier: `python -m experiments.reproduce B --quick" in line
+    keys = [line.split("]")[0][3:] for line in lines if line.startswith("| [")]
+    assert keys == [s.key for s in resolve("B")] + ["C-lr"]  # the registry's order
 
 
 def test_unknown_study_is_a_one_line_error(capsys, tmp_path):
