@@ -11,7 +11,7 @@ report's "2k / 4k steps" are 5 / 10 epochs (1955 / 3910 steps; ``batch_size=125`
 - base: SGD, test 0.9042 (5 epochs) / 0.9246 (10). Constant lr 0.01 gives 0.910 / 0.924. (Its
   script also shows ``StepLR(500, 0.5)`` per batch and L2 1e-4: that gives 0.892 / 0.894.)
 - MomentGD (mu 0.9, no schedule, no L2): 0.8896 / 0.9705, the report's best. jaxlabs: 0.957 /
-  0.969 (std 0.001); the report's 0.8896 equals its regularised figure to four digits, likely
+  0.969 (std 0.001; PyTorch 0.970 +- 0.001, ``python -m experiments.torch_crosscheck G``); the report's 0.8896 equals its regularised figure to four digits, likely
   the same saved model evaluated twice.
 - regularised: SGD + L2 1e-4 + dropout 0.2 + early stopping (patience 3, min_delta 0.001 on the
   validation loss) + the optimizer's ``weight_decay=0.001`` + StepLR: 0.8896 / 0.8916, which the
