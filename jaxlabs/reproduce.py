@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import math
+import re
 import time
 import warnings
 from collections import defaultdict
@@ -274,6 +275,21 @@ def draw_figures(study: Study, task, groups, out: Path) -> list[str]:
     return names
 
 
+def _report_verdict(results_json: Path) -> str | None:
+    """The verdict line of the ``report.md`` beside ``results_json``, for folders written before
+    ``results.json`` kept it; None where the report is missing or older than the results (an
+    interrupted run's folder: its report belongs to a run before)."""
+    report = results_json.with_name("report.md")
+    try:
+        if report.stat().st_mtime < results_json.stat().st_mtime:
+            return None
+        text = report.read_text()
+    except OSError:
+        return None
+    m = re.search(r"^\*\*Verdict:\*\* (.+?)\.?$", text, re.MULTILINE)
+    return m.group(1) if m else None
+
+
 def write_index(results: list[dict], skipped: list[tuple[str, str]], out: Path) -> None:
     """``index.md`` in ``out``: a line per study with its verdict, linking its report. Studies run
     earlier into the same folder (their ``results.json``) are listed too, marked with their command,
@@ -291,7 +307,7 @@ def write_index(results: list[dict], skipped: list[tuple[str, str]], out: Path) 
         if not isinstance(meta, dict) or meta.get("study") != path.parent.name:
             continue
         rows[meta["study"]] = {"study": meta["study"], "title": meta.get("title", ""), "out": str(path.parent),
-                               "verdict": meta.get("verdict") or "no verdict recorded",
+                               "verdict": meta.get("verdict") or _report_verdict(path) or "no verdict recorded",
                                "wall_s": meta.get("wall_s", float("nan")), "quick": meta.get("quick", False),
                                "earlier": meta.get("command") or "an earlier run"}
     lines = ["# jaxlabs: the lab reports, regenerated", "",

@@ -67,6 +67,31 @@ def test_a_lab_letter_runs_its_studies_and_writes_an_index(tmp_path):
     assert keys == [s.key for s in resolve("B")] + ["C-lr"]  # the registry's order
 
 
+def test_index_reads_the_verdict_of_folders_written_before_results_json_kept_it(tmp_path):
+    import json
+    import os
+
+    from jaxlabs.reproduce import write_index
+
+    def folder(key, report):
+        d = tmp_path / key
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps({"study": key, "title": key, "wall_s": 1.0,
+                                                    "command": f"python -m experiments.reproduce {key}"}))
+        (d / "report.md").write_text(report)
+        return d
+
+    folder("A-depth", "# A-depth\n\n**Verdict:** 1/3 of the report's numbers reproduced.\n\n| t |\n")
+    stale = folder("A-lr", "**Verdict:** 2/2 of its conclusions hold.\n")  # an interrupted run's folder
+    os.utime(stale / "report.md", (1_000_000, 1_000_000))
+    write_index([], [], tmp_path)
+    lines = (tmp_path / "index.md").read_text().splitlines()
+    depth = next(line for line in lines if line.startswith("| [A-depth]"))
+    assert "| 1/3 of the report's numbers reproduced |" in depth
+    lr = next(line for line in lines if line.startswith("| [A-lr]"))
+    assert "| no verdict recorded |" in lr
+
+
 def test_unknown_study_is_a_one_line_error(capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         reproduce.main(["Z-nothing", "--out", str(tmp_path)])
