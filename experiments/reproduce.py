@@ -4,6 +4,7 @@
     python -m experiments.reproduce A-lr                 # one study
     python -m experiments.reproduce A --seeds 8          # every study of Lab A
     python -m experiments.reproduce all --quick          # tiny versions of everything (minutes)
+    python -m experiments.reproduce A --report-only      # rewrite A's reports from saved results
 
 Each study writes report.md, results.csv and its figures to OUT/<study>/; several studies also get
 OUT/index.md with a one-line verdict each.
@@ -30,6 +31,10 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", dest="data_dir", help="folder with MNIST / Fashion-MNIST / CIFAR-10 files "
                    "(or set JAXLABS_DATA_DIR)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite each study's report.md from the results.json already in OUT/<study>, "
+                        "without training (after a change to how reports judge); --seeds, --quick and "
+                        "--data-dir are not used")
     args = p.parse_args(argv)
     if not args.list and not args.study:
         p.error("give a study, a lab letter or all (see --list)")
@@ -51,7 +56,7 @@ def list_studies() -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from jaxlabs.data import DatasetNotFoundError
-    from jaxlabs.reproduce import run_study, write_index
+    from jaxlabs.reproduce import rewrite_report, run_study, write_index
     from jaxlabs.report import check_writable
     from jaxlabs.studies import resolve
 
@@ -69,6 +74,23 @@ def main(argv=None) -> int:
     seeds = list(range(min(args.seeds, 2) if args.quick and args.seeds == 5 else args.seeds))
     command = " ".join([PROG, *(sys.argv[1:] if argv is None else argv)])
     results, skipped = [], []
+    if args.report_only:
+        rewritten = 0
+        for study in studies:
+            try:
+                r = rewrite_report(study, out / study.key)
+            except (OSError, ValueError) as e:
+                if len(studies) == 1:
+                    fail(PROG, str(e))
+                print(f"   {study.key}: skipped: {e}")
+                continue
+            rewritten += 1
+            print(f"{study.key}: {r['verdict']} -> {r['out']}/report.md")
+        if not rewritten:
+            fail(PROG, f"no study of {args.study!r} has saved results in {out}: run it first (without --report-only)")
+        write_index([], [], Path(out))  # every folder is an earlier run: listed with its command
+        print(f"\nindex: {out}/index.md ({rewritten} report{'' if rewritten == 1 else 's'} rewritten)")
+        return 0
     for study in studies:
         print(f"\n== {study.key}: {study.title} ({len(study.settings)} settings x {len(seeds)} seeds)")
         try:

@@ -9,13 +9,13 @@ import time
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from jaxlabs import plots
 from jaxlabs.results import fmt_num, format_table, write_records
-from jaxlabs.studies import Original, Study, resolve
+from jaxlabs.studies import CLEAR_PAIRS, Original, Study, resolve
 from jaxlabs.sweep import GroupResult, SweepResult, run_group
 from jaxlabs.tasks import get_task
 
@@ -70,7 +70,7 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
         g = run_group(trainer, data, member_seeds, dict(hp), static=statics[key], chunk=task.chunk,
                       progress=progress, desc=desc)
         groups.append((g, labels))
-    wall = time.perf_counter() - t0
+    wall = round(time.perf_counter() - t0, 2)  # as results.json keeps it: a rewritten report reads the same
 
     records = []
     for g, labels in groups:
@@ -153,6 +153,46 @@ def judge(o: Original, s: dict) -> str:
     return f"outside: {side} than every seed ({fmt_num(lo)} - {fmt_num(hi)}): {luck}, or a setup difference"
 
 
+def rewrite_report(study: Study, out: Path) -> dict:
+    """Rewrite ``out/report.md`` and the verdict in ``out/results.json`` from the members that
+    ``results.json`` saved, without training (after a change to how reports judge). The figures
+    are the ones already in the folder. Returns what :func:`run_study` returns."""
+    out = Path(out)
+    path = out / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved results for {study.key} in {out} (no results.json): run the study first")
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}): run the study again") from None
+    if not isinstance(meta, dict) or meta.get("study") != study.key or not isinstance(meta.get("members"), list):
+        raise ValueError(f"{path} does not hold the results of {study.key}: run the study again")
+    records = meta["members"]
+    task = get_task(study.task)
+    ran = {r.get("setting") for r in records}
+    summary = {s.label: summarize_setting([r for r in records if r.get("setting") == s.label], study.metrics)
+               for s in study.settings if s.label in ran}
+    old_report = out / "report.md"
+    figures = re.findall(r"^!\[([^\]]+)\]", old_report.read_text(), re.MULTILINE) if old_report.is_file() else \
+        sorted(f.name for f in out.glob("*.png"))
+    figures = [f for f in figures if (out / f).is_file()] + (["per_class.md"] if (out / "per_class.md").is_file() else [])
+    wall = float(meta.get("wall_s") or float("nan"))
+    verdict, lines = write_report(study, task, summary, figures, meta.get("seeds", []), wall,
+                                  bool(meta.get("quick")), out, meta.get("command", ""))
+    path.write_text(json.dumps({**meta, "verdict": verdict}, indent=1))
+    return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
+            "quick": bool(meta.get("quick")), "lines": lines}
+
+
+def judge_claim(claim, summary: dict) -> tuple[str, Optional[bool], Optional[bool], Optional[float]]:
+    """(text, holds on the medians?, clear over the seed pairs?, share of seed pairs that agree);
+    the last two None for claims that are not a two-setting comparison."""
+    ok = claim.check(summary)
+    pairs = getattr(claim.check, "pairs", None)
+    share = pairs(summary) if pairs is not None and ok is not None else None
+    return claim.text, ok, (None if share is None else share >= CLEAR_PAIRS), share
+
+
 def write_report(study: Study, task, summary: dict, figures: list[str], seeds, wall: float, quick: bool,
                  out: Path, command: str) -> tuple[str, list[str]]:
     tolerance_study = "converged_epoch" in study.metrics  # otherwise "converged" means nothing
@@ -178,13 +218,17 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
             n_ok += verdict.startswith(("within", "agrees"))
             label = f"{names.get(o.metric, o.metric)}: {o.text}" if o.metric else o.text
             rows.append((base if i == 0 else [""] * len(base)) + [label, verdict])
-    claims = [(c.text, c.check(summary)) for c in study.claims]
+    claims = [judge_claim(c, summary) for c in study.claims]
     parts = []
     if n_orig:
         parts.append(f"{n_ok}/{n_orig} of the report's numbers reproduced within the seeds' spread")
     if claims:
-        parts.append(f"{sum(ok is True for _, ok in claims)}/{len(claims)} of its conclusions hold"
-                     + (f" ({sum(ok is None for _, ok in claims)} undecided: no data)" if any(ok is None for _, ok in claims) else ""))
+        n_weak = sum(ok is True and clear is False for _, ok, clear, _ in claims)
+        n_none = sum(ok is None for _, ok, _, _ in claims)
+        notes = ([f"{n_weak} only on the medians, within the seeds' noise"] if n_weak else []) + \
+                ([f"{n_none} undecided: no data"] if n_none else [])
+        parts.append(f"{sum(ok is True for _, ok, _, _ in claims)}/{len(claims)} of its conclusions hold"
+                     + (f" ({'; '.join(notes)})" if notes else ""))
     verdict = "; ".join(parts) or "no numbers in the report to compare"
     lines = [
         f"# {study.key}: {study.title}", "",
@@ -202,8 +246,15 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
               "and largest seed.", "", format_table(headers, rows), ""]
     if claims:
         lines += ["## The report's conclusions", ""]
+        lines += ["A comparison is checked on the seeds' medians; where it holds there but fewer than "
+                  f"{CLEAR_PAIRS:.0%} of the (seed, seed) pairs of the two settings agree, the settings "
+                  "overlap and the report says so.", ""]
         word = {True: "holds", False: "does not hold", None: "cannot tell (no seed gave a value)"}
-        lines += [f"- {word[ok]}: {text}" for text, ok in claims] + [""]
+        for text, ok, clear, share in claims:
+            head = "holds on the medians only (within the seeds' noise)" if ok and clear is False else word[ok]
+            tail = f" ({share:.0%} of seed pairs agree)" if share is not None else ""
+            lines.append(f"- {head}: {text}{tail}")
+        lines.append("")
     per_class = [f for f in figures if f.startswith("per_class")]
     if figures:
         lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures if not f.endswith(".md")] + [""]

@@ -1,5 +1,6 @@
 """``python -m experiments.reproduce``: every study's --quick version, --list, bad input."""
 import csv
+import json
 
 import pytest
 from tiny_data import write_mnist
@@ -47,6 +48,13 @@ def test_quick_study_writes_a_report_with_the_original_numbers(study, tmp_path, 
     assert report.count("not run (--quick)") == len(study.settings) - len(ran)
     assert (out / "loss_curves.png").stat().st_size > 0
 
+    # --report-only rewrites the same report from results.json alone (no training)
+    saved = json.loads((out / "results.json").read_text())
+    (out / "report.md").write_text(report.replace("**Verdict:**", "**Verdict (stale):**"))
+    assert reproduce.main([study.key, "--report-only", "--out", str(tmp_path)]) == 0
+    assert (out / "report.md").read_text() == report
+    assert json.loads((out / "results.json").read_text()) == saved
+
 
 def test_a_lab_letter_runs_its_studies_and_writes_an_index(tmp_path):
     assert reproduce.main(["B", "--quick", "--seeds", "1", "--no-progress", "--out", str(tmp_path)]) == 0
@@ -90,6 +98,40 @@ def test_index_reads_the_verdict_of_folders_written_before_results_json_kept_it(
     assert "| 1/3 of the report's numbers reproduced |" in depth
     lr = next(line for line in lines if line.startswith("| [A-lr]"))
     assert "| no verdict recorded |" in lr
+
+
+def test_report_only_without_saved_results_is_a_one_line_error(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        reproduce.main(["C-lr", "--report-only", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no saved results for C-lr" in err and "run the study first" in err
+
+
+def test_a_comparison_that_holds_only_on_the_medians_is_reported_as_seed_noise():
+    from jaxlabs.reproduce import judge_claim, summarize_setting
+    from jaxlabs.studies import CLEAR_PAIRS, Claim, higher, pair_share
+
+    assert pair_share([1, 2], [3, 4]) == 1.0 and pair_share([3, 4], [1, 2]) == 0.0
+    assert pair_share([1, 2], [2, 3]) == 0.875 and pair_share([], [1]) is None
+
+    def rows(label, accs):
+        return [{"setting": label, "status": "max_epochs", "test_acc": a} for a in accs]
+
+    def summary(a, b):
+        return {"a": summarize_setting(rows("a", a), ["test_acc"]), "b": summarize_setting(rows("b", b), ["test_acc"])}
+
+    claim = Claim("a beats b", higher("test_acc", "a", "b"))
+    # separated seeds: every pair agrees
+    assert judge_claim(claim, summary([0.90, 0.91, 0.92], [0.80, 0.81, 0.82])) == ("a beats b", True, True, 1.0)
+    # overlapping seeds: a's median is higher, but only 4 of 9 pairs agree
+    text, ok, clear, share = judge_claim(claim, summary([0.80, 0.85, 0.90], [0.82, 0.84, 0.91]))
+    assert ok is True and clear is False and share == pytest.approx(4 / 9) and share < CLEAR_PAIRS
+    # the other way round: does not hold, and the share says how few pairs agree
+    assert judge_claim(claim, summary([0.80, 0.81], [0.90, 0.91])) == ("a beats b", False, False, 0.0)
+    # a claim that is not a two-setting comparison has no pair share
+    other = Claim("a has values", lambda r: r["a"]["test_acc_median"] is not None)
+    assert judge_claim(other, summary([0.8], [0.9])) == ("a has values", True, None, None)
 
 
 def test_unknown_study_is_a_one_line_error(capsys, tmp_path):
