@@ -185,12 +185,16 @@ def rewrite_report(study: Study, out: Path) -> dict:
 
 
 def judge_claim(claim, summary: dict) -> tuple[str, Optional[bool], Optional[bool], Optional[float]]:
-    """(text, holds on the medians?, clear over the seed pairs?, share of seed pairs that agree);
-    the last two None for claims that are not a two-setting comparison."""
+    """(text, holds on the medians?, do the seed pairs decide it?, share of seed pairs that agree
+    with the claim). Decided: at least ``CLEAR_PAIRS`` of the pairs agree (holds) or at most
+    ``1 - CLEAR_PAIRS`` do (does not hold); in between, the two settings overlap and the medians'
+    order is seed noise. The last two are None for claims that are not a two-setting comparison."""
     ok = claim.check(summary)
     pairs = getattr(claim.check, "pairs", None)
     share = pairs(summary) if pairs is not None and ok is not None else None
-    return claim.text, ok, (None if share is None else share >= CLEAR_PAIRS), share
+    if share is None:
+        return claim.text, ok, None, None
+    return claim.text, ok, (share >= CLEAR_PAIRS if ok else share <= 1 - CLEAR_PAIRS), share
 
 
 def write_report(study: Study, task, summary: dict, figures: list[str], seeds, wall: float, quick: bool,
@@ -223,12 +227,12 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
     if n_orig:
         parts.append(f"{n_ok}/{n_orig} of the report's numbers reproduced within the seeds' spread")
     if claims:
-        n_weak = sum(ok is True and clear is False for _, ok, clear, _ in claims)
+        n_hold = sum(ok is True and clear is not False for _, ok, clear, _ in claims)
+        n_noise = sum(clear is False for _, _, clear, _ in claims)
         n_none = sum(ok is None for _, ok, _, _ in claims)
-        notes = ([f"{n_weak} only on the medians, within the seeds' noise"] if n_weak else []) + \
+        notes = ([f"{n_noise} within the seeds' noise"] if n_noise else []) + \
                 ([f"{n_none} undecided: no data"] if n_none else [])
-        parts.append(f"{sum(ok is True for _, ok, _, _ in claims)}/{len(claims)} of its conclusions hold"
-                     + (f" ({'; '.join(notes)})" if notes else ""))
+        parts.append(f"{n_hold}/{len(claims)} of its conclusions hold" + (f" ({'; '.join(notes)})" if notes else ""))
     verdict = "; ".join(parts) or "no numbers in the report to compare"
     lines = [
         f"# {study.key}: {study.title}", "",
@@ -246,12 +250,14 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
               "and largest seed.", "", format_table(headers, rows), ""]
     if claims:
         lines += ["## The report's conclusions", ""]
-        lines += ["A comparison is checked on the seeds' medians; where it holds there but fewer than "
-                  f"{CLEAR_PAIRS:.0%} of the (seed, seed) pairs of the two settings agree, the settings "
-                  "overlap and the report says so.", ""]
+        lines += ["A comparison of two settings holds when their seeds' medians are in the claimed order "
+                  f"and at least {CLEAR_PAIRS:.0%} of the (seed, seed) pairs agree; it does not hold when "
+                  f"at most {1 - CLEAR_PAIRS:.0%} agree. In between the settings overlap: the difference "
+                  "is within the seeds' noise, whichever way the medians fall.", ""]
         word = {True: "holds", False: "does not hold", None: "cannot tell (no seed gave a value)"}
+        side = {True: "the medians agree", False: "the medians disagree"}
         for text, ok, clear, share in claims:
-            head = "holds on the medians only (within the seeds' noise)" if ok and clear is False else word[ok]
+            head = f"within the seeds' noise ({side[ok]})" if clear is False else word[ok]
             tail = f" ({share:.0%} of seed pairs agree)" if share is not None else ""
             lines.append(f"- {head}: {text}{tail}")
         lines.append("")

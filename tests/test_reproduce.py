@@ -124,11 +124,14 @@ def test_a_comparison_that_holds_only_on_the_medians_is_reported_as_seed_noise()
     claim = Claim("a beats b", higher("test_acc", "a", "b"))
     # separated seeds: every pair agrees
     assert judge_claim(claim, summary([0.90, 0.91, 0.92], [0.80, 0.81, 0.82])) == ("a beats b", True, True, 1.0)
-    # overlapping seeds: a's median is higher, but only 4 of 9 pairs agree
+    # overlapping seeds: a's median is higher, but only 4 of 9 pairs agree: not decided
     text, ok, clear, share = judge_claim(claim, summary([0.80, 0.85, 0.90], [0.82, 0.84, 0.91]))
     assert ok is True and clear is False and share == pytest.approx(4 / 9) and share < CLEAR_PAIRS
-    # the other way round: does not hold, and the share says how few pairs agree
-    assert judge_claim(claim, summary([0.80, 0.81], [0.90, 0.91])) == ("a beats b", False, False, 0.0)
+    # the other way round, clearly: does not hold, decided (no pair agrees)
+    assert judge_claim(claim, summary([0.80, 0.81], [0.90, 0.91])) == ("a beats b", False, True, 0.0)
+    # a's median lower but 5 of 9 pairs for it: not decided either
+    text, ok, clear, share = judge_claim(claim, summary([0.84, 0.83, 0.95], [0.82, 0.85, 0.86]))
+    assert ok is False and clear is False and share == pytest.approx(5 / 9)
     # a claim that is not a two-setting comparison has no pair share
     other = Claim("a has values", lambda r: r["a"]["test_acc_median"] is not None)
     assert judge_claim(other, summary([0.8], [0.9])) == ("a has values", True, None, None)
