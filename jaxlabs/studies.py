@@ -94,9 +94,10 @@ def _median(label: str, metric: str) -> Callable[[dict], Any]:
     return lambda rows: rows.get(label, {}).get(f"{metric}_median")
 
 
-# A comparison whose medians agree with the claim "holds clearly" when at least this share of the
-# (seed of a, seed of b) pairs agree too: for 5 seeds against 5, the one-sided Mann-Whitney U test
-# at the 5% level (U >= 21 of 25). Below it the settings overlap: the medians' order is seed noise.
+# A comparison of two settings is decided when at least this share of the (seed of a, seed of b)
+# pairs agree with it (it holds) or at most 1 - this share do (it does not): for 5 seeds against 5,
+# the one-sided Mann-Whitney U test at the 5% level (U >= 21 of 25). In between the settings
+# overlap and the order of their medians is seed noise (``jaxlabs.reproduce.judge_claim``).
 CLEAR_PAIRS = 0.84
 
 
