@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 
 from jaxlabs import plots
-from jaxlabs.results import check_writable, convergence_table, summarize, write_curves, write_records
+from jaxlabs.results import (check_writable, convergence_table, metric_table, summarize, write_curves,
+                             write_records)
 from jaxlabs.sweep import SweepResult, run_sweep, static_label
 
 __all__ = ["check_writable", "run_and_save", "lr_tables", "plot_sweep", "static_label"]
@@ -31,13 +32,16 @@ def run_and_save(task, static: dict, seeds: Sequence[int], axes: dict[str, Seque
 
 
 def lr_tables(task, result: SweepResult) -> str:
+    """One table per static group: convergence counts where members have a tolerance to reach
+    (a positive ``tolerance``), else the final metric's mean and spread over seeds."""
     records = result.records()
     parts = []
     for g in result.groups:
         rows = [r for r in records if all(r.get(k) == v for k, v in g.static.items())]
+        tol = g.hparams.get("tolerance")
+        table = convergence_table if tol is not None and np.any(np.asarray(tol) > 0) else metric_table
         parts.append(f"\n{task.name}: {static_label(g.static)}\n"
-                     + convergence_table(summarize(rows, ["lr"], task.primary_metric), "lr",
-                                         task.primary_metric))
+                     + table(summarize(rows, ["lr"], task.primary_metric), "lr", task.primary_metric))
         parts.append(f"compile {g.compile_s:.1f} s, train {g.run_s:.1f} s for {g.members} members "
                      f"x {g.epochs_run} epochs")
     return "\n".join(parts)

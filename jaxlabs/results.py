@@ -36,7 +36,8 @@ def group_rows(records: Sequence[dict], by: Sequence[str]) -> dict[tuple, list[d
 
 def summarize(records: Sequence[dict], by: Sequence[str], metric: str) -> list[dict]:
     """Per setting: converged / total, epochs to converge (mean, std, min, max over converged
-    members), the final metric's median and range over members that did not diverge, diverged."""
+    members), the final metric's mean, std (ddof 1), median and range over members that did not
+    diverge, diverged."""
     out = []
     for key, rows in group_rows(records, by).items():
         conv = [r["converged_epoch"] for r in rows if r["status"] == "converged"]
@@ -52,6 +53,8 @@ def summarize(records: Sequence[dict], by: Sequence[str], metric: str) -> list[d
             "epochs_std": float(ep.std()) if ep.size else None,
             "epochs_min": int(ep.min()) if ep.size else None,
             "epochs_max": int(ep.max()) if ep.size else None,
+            f"{metric}_mean": float(ok.mean()) if ok.size else None,
+            f"{metric}_std": float(ok.std(ddof=1)) if ok.size > 1 else None,
             f"{metric}_median": float(np.median(ok)) if ok.size else None,
             f"{metric}_min": float(ok.min()) if ok.size else None,
             f"{metric}_max": float(ok.max()) if ok.size else None,
@@ -67,7 +70,17 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
                       *(line(r) for r in rows)])
 
 
+def _median_range(s: dict, metric: str) -> str:
+    m = s[f"{metric}_median"]
+    return f"{fmt_num(m)} ({fmt_num(s[f'{metric}_min'])} - {fmt_num(s[f'{metric}_max'])})" if m is not None else "-"
+
+
+def _setting(s: dict, by: str) -> str:
+    return f"{s[by]:g}" if isinstance(s[by], float) else str(s[by])
+
+
 def convergence_table(summary: Sequence[dict], by: str, metric: str) -> str:
+    """For a task with a convergence tolerance (Labs A, B): how many members reached it, when."""
     rows = []
     for s in summary:
         if s["epochs_mean"] is None:
@@ -75,13 +88,24 @@ def convergence_table(summary: Sequence[dict], by: str, metric: str) -> str:
         else:
             epochs = (f"{s['epochs_mean']:.0f} +- {s['epochs_std']:.0f} "
                       f"({s['epochs_min']}-{s['epochs_max']})")
-        m = s[f"{metric}_median"]
-        spread = (f"{fmt_num(m)} ({fmt_num(s[f'{metric}_min'])} - {fmt_num(s[f'{metric}_max'])})"
-                  if m is not None else "-")
-        rows.append([f"{s[by]:g}" if isinstance(s[by], float) else str(s[by]),
-                     f"{s['converged']}/{s['members']}", epochs, spread, str(s["diverged"])])
+        rows.append([_setting(s, by), f"{s['converged']}/{s['members']}", epochs, _median_range(s, metric),
+                     str(s["diverged"])])
     return format_table([by, "converged", "epochs to converge: mean +- std (min-max)",
                          f"{metric}: median (min - max)", "diverged"], rows)
+
+
+def metric_table(summary: Sequence[dict], by: str, metric: str) -> str:
+    """For a task that trains a fixed budget (no tolerance): the final metric over seeds. A member
+    whose own stopping rule fired (early stopping) is counted as stopped early, when any did."""
+    early = any(s["converged"] for s in summary)
+    rows = []
+    for s in summary:
+        mean, std = s[f"{metric}_mean"], s[f"{metric}_std"]
+        cell = "-" if mean is None else fmt_num(mean, 4) + ("" if std is None else f" +- {fmt_num(std, 2)}")
+        rows.append([_setting(s, by), str(s["members"]), cell, _median_range(s, metric),
+                     *([f"{s['converged']}/{s['members']}"] if early else []), str(s["diverged"])])
+    return format_table([by, "seeds", f"{metric}: mean +- std", "median (min - max)",
+                         *(["stopped early"] if early else []), "diverged"], rows)
 
 
 def check_writable(out: str | os.PathLike) -> Path:

@@ -90,12 +90,29 @@ def test_help_documents_every_flag():
         assert flag in p.stdout
 
 
-def test_fit_poly_with_a_custom_target_draws_the_fitted_curves(tmp_path):
+def test_fit_poly_with_a_custom_target_draws_the_fitted_curves(tmp_path, capsys):
     out = tmp_path / "poly"
     assert lr_sweep.main(["--task", "fit-poly", "--epochs", "20", "--width", "8", "--seeds", "2", "--lr",
                           "0.01", "--target", "(x+1)**2 + sin(x**2+1) - log(x**2+1)", "--x-range", "-3,3",
                           "--no-progress", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out  # no tolerance to reach: the table is the metric over seeds
+    assert "| test_mse: mean +- std |" in printed and "converged" not in printed
     assert (out / "fitted_curves.png").stat().st_size > 0
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert len(rows) == 2 and rows[0]["target"] == "(x+1)**2 + sin(x**2+1) - log(x**2+1)"
     assert rows[0]["x_range"] == "-3,3"
+
+
+def test_fixed_budget_table_gives_mean_and_std_and_counts_early_stops_and_divergence():
+    from jaxlabs.results import metric_table, summarize
+
+    rows = [{"lr": 0.1, "status": "max_epochs", "test_acc": 0.8, "converged_epoch": None},
+            {"lr": 0.1, "status": "converged", "test_acc": 0.9, "converged_epoch": 3},
+            {"lr": 0.7, "status": "diverged", "test_acc": float("nan"), "converged_epoch": None},
+            {"lr": 0.7, "status": "max_epochs", "test_acc": 0.5, "converged_epoch": None}]
+    lines = metric_table(summarize(rows, ["lr"], "test_acc"), "lr", "test_acc").splitlines()
+    assert lines[0].split("|")[1:-1] == [" lr  ", " seeds ", " test_acc: mean +- std ", " median (min - max) ",
+                                         " stopped early ", " diverged "]
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[2:]]
+    assert cells[0] == ["0.1", "2", "0.85 +- 0.071", "0.85 (0.8 - 0.9)", "1/2", "0"]  # std with ddof 1
+    assert cells[1] == ["0.7", "2", "0.5", "0.5 (0.5 - 0.5)", "0/2", "1"]  # one finite member: no std
