@@ -86,7 +86,8 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     meta = {"study": study.key, "title": study.title, "command": command, "seeds": list(seeds), "quick": quick,
             "wall_s": round(wall, 2), "verdict": None}
     write_records(out, records, meta)  # saved before the figures and the report: nothing trained is lost
-    summary = {s.label: summarize_setting([r for r in records if r["setting"] == s.label], study.metrics)
+    metrics = study.summary_metrics()
+    summary = {s.label: summarize_setting([r for r in records if r["setting"] == s.label], metrics)
                for s in run_settings}
     for g, labels in groups:  # median curves, for claims about a curve's shape
         for s in study.settings:
@@ -170,7 +171,8 @@ def rewrite_report(study: Study, out: Path) -> dict:
     records = meta["members"]
     task = get_task(study.task)
     ran = {r.get("setting") for r in records}
-    summary = {s.label: summarize_setting([r for r in records if r.get("setting") == s.label], study.metrics)
+    metrics = study.summary_metrics()
+    summary = {s.label: summarize_setting([r for r in records if r.get("setting") == s.label], metrics)
                for s in study.settings if s.label in ran}
     old_report = out / "report.md"
     figures = re.findall(r"^!\[([^\]]+)\]", old_report.read_text(), re.MULTILINE) if old_report.is_file() else \

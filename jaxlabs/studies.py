@@ -88,6 +88,13 @@ class Study:
     def static_axes(self) -> list[str]:
         return sorted({k for s in self.settings for k in s.static})
 
+    def summary_metrics(self) -> tuple[str, ...]:
+        """What to summarise per setting: the table's metrics, then any other that a claim or an
+        original number compares (``final_loss``, say), so no comparison lacks its values."""
+        compared = [getattr(c.check, "metric", "") for c in self.claims]
+        compared += [o.metric for s in self.settings for o in s.originals]
+        return tuple(dict.fromkeys([*self.metrics, *(m for m in compared if m)]))
+
 
 def _median(label: str, metric: str) -> Callable[[dict], Any]:
     # a setting that was not run (--quick runs two) or a metric not summarised: no value
@@ -113,7 +120,8 @@ def pair_share(xs, ys) -> Optional[float]:
 
 def lower(metric: str, a: str, b: str) -> Callable[[dict], bool]:
     """Setting ``a``'s median ``metric`` is below ``b``'s (a missing median counts as worse).
-    ``check.pairs(rows)`` gives the share of seed pairs that agree (see :data:`CLEAR_PAIRS`)."""
+    ``check.pairs(rows)`` gives the share of seed pairs that agree (see :data:`CLEAR_PAIRS`);
+    ``check.metric`` names the metric, so the report summarises it even when it is no column."""
 
     def check(rows):
         x, y = _median(a, metric)(rows), _median(b, metric)(rows)
@@ -126,7 +134,7 @@ def lower(metric: str, a: str, b: str) -> Callable[[dict], bool]:
             return None
         return pair_share(rows[a].get(metric, ()), rows[b].get(metric, ()))
 
-    check.pairs = pairs
+    check.pairs, check.metric = pairs, metric
     return check
 
 

@@ -47,6 +47,8 @@ def test_quick_study_writes_a_report_with_the_original_numbers(study, tmp_path, 
     assert {r["setting"] for r in rows} == ran
     assert report.count("not run (--quick)") == len(study.settings) - len(ran)
     assert (out / "loss_curves.png").stat().st_size > 0
+    for c in study.claims:  # a comparison's metric is one the members record (no typo, no "no data")
+        assert getattr(c.check, "metric", "") in ("", *rows[0]), (c.text, c.check.metric)
 
     # --report-only rewrites the same report from results.json alone (no training)
     saved = json.loads((out / "results.json").read_text())
@@ -135,6 +137,25 @@ def test_a_comparison_that_holds_only_on_the_medians_is_reported_as_seed_noise()
     # a claim that is not a two-setting comparison has no pair share
     other = Claim("a has values", lambda r: r["a"]["test_acc_median"] is not None)
     assert judge_claim(other, summary([0.8], [0.9])) == ("a has values", True, None, None)
+
+
+def test_a_claim_on_a_metric_outside_the_table_is_summarised_and_decided(tmp_path):
+    from jaxlabs.reproduce import summarize_setting, write_report
+    from jaxlabs.studies import Claim, Setting, Study, higher
+    from jaxlabs.tasks import get_task
+
+    study = Study("X-drop", "D", "dropout", "mnist-cnn", settings=(Setting("low"), Setting("high")),
+                  metrics=("test_acc",), claims=(Claim("high has the higher loss", higher("final_loss", "high", "low")),))
+    assert study.summary_metrics() == ("test_acc", "final_loss")
+
+    def rows(label, losses):
+        return [{"setting": label, "status": "max_epochs", "test_acc": 0.9, "final_loss": v} for v in losses]
+
+    summary = {"low": summarize_setting(rows("low", [0.1, 0.2, 0.15]), study.summary_metrics()),
+               "high": summarize_setting(rows("high", [0.5, 0.6, 0.55]), study.summary_metrics())}
+    verdict, _ = write_report(study, get_task("mnist-cnn"), summary, [], [0, 1, 2], 1.0, False, tmp_path, "")
+    assert verdict == "1/1 of its conclusions hold"
+    assert "high has the higher loss (100% of seed pairs agree)" in (tmp_path / "report.md").read_text()
 
 
 def test_unknown_study_is_a_one_line_error(capsys, tmp_path):
