@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from jaxlabs import plots
-from jaxlabs.results import fmt_num, format_table, write_records
+from jaxlabs.results import fmt_num, format_table, mean_std, write_records
 from jaxlabs.studies import CLEAR_PAIRS, Original, Study, resolve
 from jaxlabs.sweep import GroupResult, SweepResult, run_group
 from jaxlabs.tasks import get_task
@@ -117,14 +117,6 @@ def summarize_setting(rows: list[dict], metrics: Sequence[str]) -> dict:
     return out
 
 
-def cell(v: np.ndarray) -> str:
-    if not v.size:
-        return "-"
-    if v.size == 1:
-        return fmt_num(float(v[0]), 4)
-    return f"{fmt_num(float(v.mean()), 4)} +- {fmt_num(float(v.std()), 2)}"
-
-
 def judge(o: Original, s: dict) -> str:
     n = s["members"]
     if o.kind == "diverged":
@@ -136,7 +128,7 @@ def judge(o: Original, s: dict) -> str:
     if o.kind == "at_least":
         k = int((s[o.metric] >= o.value).sum())
         word = "agrees" if 2 * k >= n else "disagrees"
-        return f"{word}: {k}/{n} seeds reached {o.value:g} ({cell(s[o.metric])})"
+        return f"{word}: {k}/{n} seeds reached {o.value:g} ({mean_std(s[o.metric])})"
     if o.kind == "within":
         k = int((s["converged_epoch"] <= o.value).sum())
         word = "agrees" if 2 * k >= n else "disagrees"
@@ -215,7 +207,7 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
         sm = summary[s.label]
         base = [s.label, *([f"{sm['converged']}/{sm['members']}"] if tolerance_study else []),
                 f"{sm['diverged']}/{sm['members']}"]
-        base += [cell(sm[m]) for m in study.metrics]
+        base += [mean_std(sm[m]) for m in study.metrics]
         if not s.originals:
             rows.append(base + ["-", "-"])
         for i, o in enumerate(s.originals):

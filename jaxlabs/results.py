@@ -27,6 +27,16 @@ def fmt_num(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def mean_std(v: np.ndarray) -> str:
+    """A table cell for one setting's values over seeds: "mean +- std" (population std, as every
+    report states it), the value alone for one seed, "-" for none."""
+    if not v.size:
+        return "-"
+    if v.size == 1:
+        return fmt_num(float(v[0]), 4)
+    return f"{fmt_num(float(v.mean()), 4)} +- {fmt_num(float(v.std()), 2)}"
+
+
 def group_rows(records: Sequence[dict], by: Sequence[str]) -> dict[tuple, list[dict]]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
@@ -36,8 +46,8 @@ def group_rows(records: Sequence[dict], by: Sequence[str]) -> dict[tuple, list[d
 
 def summarize(records: Sequence[dict], by: Sequence[str], metric: str) -> list[dict]:
     """Per setting: converged / total, epochs to converge (mean, std, min, max over converged
-    members), the final metric's mean, std (ddof 1), median and range over members that did not
-    diverge, diverged."""
+    members), the final metric's values, median and range over members that did not diverge,
+    diverged."""
     out = []
     for key, rows in group_rows(records, by).items():
         conv = [r["converged_epoch"] for r in rows if r["status"] == "converged"]
@@ -53,8 +63,7 @@ def summarize(records: Sequence[dict], by: Sequence[str], metric: str) -> list[d
             "epochs_std": float(ep.std()) if ep.size else None,
             "epochs_min": int(ep.min()) if ep.size else None,
             "epochs_max": int(ep.max()) if ep.size else None,
-            f"{metric}_mean": float(ok.mean()) if ok.size else None,
-            f"{metric}_std": float(ok.std(ddof=1)) if ok.size > 1 else None,
+            metric: ok,  # the finite values, for mean_std
             f"{metric}_median": float(np.median(ok)) if ok.size else None,
             f"{metric}_min": float(ok.min()) if ok.size else None,
             f"{metric}_max": float(ok.max()) if ok.size else None,
@@ -100,9 +109,7 @@ def metric_table(summary: Sequence[dict], by: str, metric: str) -> str:
     early = any(s["converged"] for s in summary)
     rows = []
     for s in summary:
-        mean, std = s[f"{metric}_mean"], s[f"{metric}_std"]
-        cell = "-" if mean is None else fmt_num(mean, 4) + ("" if std is None else f" +- {fmt_num(std, 2)}")
-        rows.append([_setting(s, by), str(s["members"]), cell, _median_range(s, metric),
+        rows.append([_setting(s, by), str(s["members"]), mean_std(s[metric]), _median_range(s, metric),
                      *([f"{s['converged']}/{s['members']}"] if early else []), str(s["diverged"])])
     return format_table([by, "seeds", f"{metric}: mean +- std", "median (min - max)",
                          *(["stopped early"] if early else []), "diverged"], rows)

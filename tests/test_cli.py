@@ -114,5 +114,5 @@ def test_fixed_budget_table_gives_mean_and_std_and_counts_early_stops_and_diverg
     assert lines[0].split("|")[1:-1] == [" lr  ", " seeds ", " test_acc: mean +- std ", " median (min - max) ",
                                          " stopped early ", " diverged "]
     cells = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[2:]]
-    assert cells[0] == ["0.1", "2", "0.85 +- 0.071", "0.85 (0.8 - 0.9)", "1/2", "0"]  # std with ddof 1
+    assert cells[0] == ["0.1", "2", "0.85 +- 0.05", "0.85 (0.8 - 0.9)", "1/2", "0"]  # population std, as the reports
     assert cells[1] == ["0.7", "2", "0.5", "0.5 (0.5 - 0.5)", "0/2", "1"]  # one finite member: no std
