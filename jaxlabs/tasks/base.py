@@ -21,7 +21,12 @@ class Task:
     chunk: ClassVar[int] = 100  # epochs per device call: one progress tick
     lr_grid: ClassVar[tuple[float, ...]] = (0.001, 0.01, 0.1)  # the sweep's default learning rates
     primary_metric: ClassVar[str]  # the final metric the tables lead with
-    lower_is_better: ClassVar[bool] = True
+    # metrics (final values or curves) where larger is better: accuracies, R^2. Every other metric
+    # is a loss, an error, epochs or seconds, where smaller is better. Reports and claims read it.
+    higher_better: ClassVar[frozenset[str]] = frozenset()
+
+    def higher_is_better(self, metric: str) -> bool:
+        return metric in self.higher_better
 
     def build(self, static: dict) -> tuple[Trainer, Any]:
         raise NotImplementedError

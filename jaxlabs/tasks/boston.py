@@ -109,7 +109,7 @@ class BostonTask(Task):
     traced_defaults = {"lr": 0.01, "momentum": 0.0}  # report: lr 0.01 best; plain SGD (no momentum stated)
     chunk = 25
     primary_metric = "test_r2"
-    lower_is_better = False
+    higher_better = frozenset({"test_r2"})
 
     def build(self, static: dict):
         for k, low in (("depth", 0), ("width", 1), ("batch_size", 1), ("epochs", 1), ("patience", 0), ("cooldown", 0)):

@@ -55,7 +55,7 @@ class CifarResNet20Task(Task):
     lr_grid = (0.05, 0.1, 0.2)
     chunk = 1  # an epoch is 391 steps: one progress tick each
     primary_metric = "test_acc"
-    lower_is_better = False
+    higher_better = frozenset({"test_acc", "val_acc", "train_acc"})
 
     def check(self, static: dict) -> None:
         check_counts(self.name, static, ("blocks", "width", "batch_size", "epochs"))

@@ -72,7 +72,7 @@ class FashionMLPTask(Task):
     lr_grid = (0.1, 0.3, 0.7)  # the report's study (0.7 unstable)
     chunk = 1  # an epoch is 235 steps: one progress tick each
     primary_metric = "test_acc"
-    lower_is_better = False
+    higher_better = frozenset({"test_acc", "val_acc", "train_acc"})
 
     def check(self, static: dict) -> None:
         check_counts(self.name, static, ("batch_size", "hidden", "epochs"))

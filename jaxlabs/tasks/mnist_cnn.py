@@ -72,7 +72,7 @@ class MnistCNNTask(Task):
     lr_grid = (0.0001, 0.001, 0.01)
     chunk = 1  # an epoch is many steps: one progress tick each
     primary_metric = "test_acc"
-    lower_is_better = False
+    higher_better = frozenset({"test_acc", "val_acc", "train_acc"})
 
     def check(self, static: dict) -> None:
         check_counts(self.name, static, ("depth", "kernel", "channels", "hidden", "batch_size", "epochs"))

@@ -124,7 +124,7 @@ class ScratchTask(Task):
     chunk = 1  # an epoch is 391 steps: tick the progress bar every epoch
     lr_grid = (0.003, 0.01, 0.03)
     primary_metric = "test_acc"
-    lower_is_better = False
+    higher_better = frozenset({"test_acc", "val_acc"})
 
     def check(self, static: dict) -> None:
         for k, choices in (("path", PATHS), ("optimizer", OPTIMIZERS), ("stop_on", STOP_ON), ("dataset", DATASETS),
