@@ -75,3 +75,37 @@ def write_cifar_archive(path, batches):
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
+
+
+def write_image_folder(root, counts, size=4, suffix=".png", gray=False, seed=0):
+    """``root/<split>/<class>/<i>.<suffix>`` with Pillow, for ``counts = {split: {class: n}}``.
+
+    Returns ``{split: {class: [image, ...]}}``, each uint8 (size, size) if ``gray`` else
+    (size, size, 3), listed in file-name order (names 0..n-1, zero-padded so they sort as numbers).
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    written = {}
+    for split, classes in counts.items():
+        written[split] = {}
+        for name, n in classes.items():
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            shape = (size, size) if gray else (size, size, 3)
+            images = [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)]
+            for i, image in enumerate(images):
+                Image.fromarray(image).save(folder / f"{i:03d}{suffix}")
+            written[split][name] = images
+    return written
+
+
+def zip_folder(root, zip_path, top=None):
+    """Zip the tree under ``root`` (its folders too, as `zip -r` does), under folder ``top`` if given."""
+    import zipfile
+
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for path in sorted(root.rglob("*")):
+            name = path.relative_to(root).as_posix()
+            archive.write(path, f"{top}/{name}" if top else name)  # a folder gets its "name/" entry
+    return zip_path

@@ -5,6 +5,10 @@ where the data was looked for and how to provide it. Order: an explicit `data_di
 it: a path the user typed must not be silently replaced), else `$JAXLABS_DATA_DIR`, the usual
 home folders, the Debian package location, Keras' and torchvision's caches, and finally a
 dataset already prepared by tensorflow-datasets.
+
+Besides each dataset's own format, a class-per-folder image copy (``train/<class>/*.jpg`` and
+``test/<class>/...``, a folder or a .zip, e.g. ``cifar10-jpeg.zip``) is read, but only where no
+original is found: a re-encoded copy is not the dataset, so its dict says so in ``source``.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import numpy as np
 
 from jaxlabs.data.cifar import ARCHIVES as CIFAR_ARCHIVES, FOLDER as CIFAR_FOLDER, find_cifar, load_cifar10
 from jaxlabs.data.idx import IDX_FILES, find_idx_files, load_idx_folder
+from jaxlabs.data.imagefolder import ImageFolderError, find_image_folder, load_image_folder
 
 ENV_VAR = "JAXLABS_DATA_DIR"
 SPLITS = ("train", "test")
@@ -31,25 +36,31 @@ class _Spec:
     extra: tuple[str, ...]  # dataset-specific places, "~" expanded at call time
     tfds_name: str
     needs: str  # what a folder must hold, for the error message
+    title: str  # the dataset's usual name, to label an image-folder copy of it
+    image_folders: tuple[str, ...]  # names of image-folder copies (NAME/ or NAME.zip) tried under every path
+    n_classes: int = 10  # an image-folder copy must have as many classes: the models have that many outputs
 
 
 _IDX_NEEDS = "the IDX files " + ", ".join(f"{n}.gz" for n in IDX_FILES.values()) + " (or uncompressed)"
 _SPECS = {
-    "mnist": _Spec(("mnist", "MNIST", "MNIST/raw"), ("~/.keras/datasets/mnist.npz",), "mnist", _IDX_NEEDS),
+    "mnist": _Spec(("mnist", "MNIST", "MNIST/raw"), ("~/.keras/datasets/mnist.npz",), "mnist", _IDX_NEEDS,
+                   "MNIST", ("mnist-png", "mnist-jpeg", "mnist-images")),
     "fashion_mnist": _Spec(
         ("fashion_mnist", "fashion-mnist", "FashionMNIST", "FashionMNIST/raw"),
         # Debian's dataset-fashion-mnist package, then Keras' cache
         ("/usr/share/datasets/fashion-mnist", "~/.keras/datasets/fashion-mnist"),
-        "fashion_mnist", _IDX_NEEDS),
+        "fashion_mnist", _IDX_NEEDS, "Fashion-MNIST",
+        ("fashion-mnist-png", "fashion-mnist-jpeg", "fashion-mnist-images")),
     # find_cifar also looks one level down for cifar-10-batches-py/ and the archive
     "cifar10": _Spec(("cifar10", "cifar-10"), ("~/.keras/datasets",), "cifar10",
-                     f"{CIFAR_FOLDER}/ (data_batch_1..5, test_batch) or {CIFAR_ARCHIVES[0]}"),
+                     f"{CIFAR_FOLDER}/ (data_batch_1..5, test_batch) or {CIFAR_ARCHIVES[0]}",
+                     "CIFAR-10", ("cifar10-jpeg", "cifar10-png", "cifar10-images")),
 }
 _HOME_BASES = ("~/.jaxlabs/data", "~/data")
 
 
 def _read_local(name: str, path: Path) -> dict[str, np.ndarray] | None:
-    """Load from `path` if it holds the dataset in a format we read, else None."""
+    """Load from `path` if it holds the dataset in its own format, else None."""
     if name == "cifar10":
         return load_cifar10(path) if find_cifar(path) else None
     if path.suffix == ".npz":  # Keras' mnist.npz: x_train (60000, 28, 28) uint8, ...
@@ -59,6 +70,21 @@ def _read_local(name: str, path: Path) -> dict[str, np.ndarray] | None:
             return {f"{s}_{k}": (z[f"x_{s}"][..., None] if k == "images" else z[f"y_{s}"].astype(np.int32))
                     for s in SPLITS for k in ("images", "labels")}
     return load_idx_folder(path) if find_idx_files(path) else None
+
+
+def _read_image_folder(name: str, path: Path) -> dict | None:
+    """Load an image-folder copy at or directly under `path`, else None."""
+    spec = _SPECS[name]
+    tree = find_image_folder(path, spec.image_folders)
+    if tree is None:
+        return None
+    data = load_image_folder(tree, copy_of=spec.title)
+    if len(data["class_names"]) != spec.n_classes:
+        names = data["class_names"]
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        raise ImageFolderError(f"{tree}: {len(names)} class folders ({shown}) but {name} has {spec.n_classes}; "
+                               f"point --data-dir at a copy of {spec.title}")
+    return data
 
 
 def _from_tfds(name: str, data_dir: str) -> dict[str, np.ndarray] | str:
@@ -86,11 +112,14 @@ def _from_tfds(name: str, data_dir: str) -> dict[str, np.ndarray] | str:
             for k, a, dtype in (("images", x, np.uint8), ("labels", y, np.int32))}
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict:
     """`train_images, train_labels, test_images, test_labels` of mnist, fashion_mnist or cifar10.
 
     Images uint8 NHWC, (N, 28, 28, 1) or (N, 32, 32, 3); labels int32 (N,). `data_dir` may be a
-    folder holding the files, a parent of one named after the dataset, or a tfds data dir.
+    folder holding the files, a parent of one named after the dataset, a tfds data dir, or an
+    image-folder copy (a folder or .zip, or a folder holding e.g. cifar10-jpeg/ or cifar10-jpeg.zip).
+    A copy's dict also has `class_names` and `source` ("cifar10-jpeg (JPEG copy of CIFAR-10)"):
+    label records with ``data.get("source", name)``.
     """
     if name not in _SPECS:
         raise ValueError(f"unknown dataset {name!r}, expected one of {', '.join(_SPECS)}")
@@ -105,9 +134,11 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict[s
         default_tfds = os.environ.get("TFDS_DATA_DIR", str(Path("~/tensorflow_datasets").expanduser()))
         tfds_dirs = ([env] if env else []) + [default_tfds]
 
-    for path in [p for b in bases for p in (b, *(b / sub for sub in spec.subfolders))] + extra:
-        if (data := _read_local(name, path)) is not None:
-            return data
+    paths = [p for b in bases for p in (b, *(b / sub for sub in spec.subfolders))] + extra
+    for read in (_read_local, _read_image_folder):  # an original anywhere before a copy
+        for path in paths:
+            if (data := read(name, path)) is not None:
+                return data
     tfds_notes = []
     for d in dict.fromkeys(tfds_dirs):  # dedupe, keep order
         result = _from_tfds(name, d)
@@ -123,5 +154,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict[s
         looked.insert(0, f"${ENV_VAR} (unset)")
     raise DatasetNotFoundError(
         f"{name} not found; looked in {'; '.join(looked)}; tensorflow-datasets dir {'; '.join(tfds_notes)}. "
-        f"Pass --data-dir DIR or set {ENV_VAR} to a folder holding {spec.needs}, "
+        f"Pass --data-dir DIR or set {ENV_VAR} to a folder holding {spec.needs} "
+        f"(or an image-folder copy: train/<class>/*.png and test/<class>/..., a folder or .zip "
+        f"such as {spec.image_folders[0]}.zip), "
         f"or prepare it with `tfds build {spec.tfds_name} --file_format=array_record`")
