@@ -29,6 +29,7 @@ import numpy as np
 
 from jaxlabs.cli import ArgumentParser, fail, int_at_least
 from jaxlabs.data import load_dataset
+from jaxlabs.results import mean_std
 from jaxlabs.sweep import run_sweep
 from jaxlabs.tasks import get_task
 
@@ -105,15 +106,21 @@ def same_start_g(task, static: dict, seed: int = 0) -> float:
     import jax.numpy as jnp
     import torch
 
-    from jaxlabs.data.batches import batch_indices
+    from jaxlabs.data.batches import batch_order, padded_batches
+    from jaxlabs.train import PARTITIONABLE_THREEFRY, epoch_key
 
     trainer, d = task.build({**static, "epochs": 1})
-    hp = {"lr": jnp.float32(0.01), "momentum": jnp.float32(0.9)}
-    carry = trainer.init(jax.random.key(seed), hp, d)
+    hp = {k: jnp.float32(v) for k, v in task.hparams(lr=0.01, momentum=0.9).items()}
+    key, epoch = jax.random.key(seed), jnp.int32(0)
+    tx = None if trainer.optimizer is None else trainer.optimizer(hp)
+    with jax.threefry_partitionable(PARTITIONABLE_THREEFRY):  # the engine's random-number policy
+        carry = trainer.init(key, hp, d, tx)
+        order_key = jax.random.split(epoch_key(key, epoch))[0]  # the split the task's epoch makes
+        idx, mask = (np.asarray(a) for a in padded_batches(*batch_order(order_key, d["train_x"].shape[0],
+                                                                         static["batch_size"])))
+        after = jax.jit(trainer.epoch)(carry, hp, d, epoch, epoch_key(key, epoch), tx)[0]["params"]
     start = jax.tree.map(np.asarray, carry["params"])  # [{"w": (in, out), "b": (out,)}, ...]
-    _, order_key, _ = jax.random.split(carry["key"], 3)  # the split the task's epoch makes
-    idx, mask = (np.asarray(a) for a in batch_indices(order_key, d["train_x"].shape[0], static["batch_size"]))
-    after = jax.tree.map(np.asarray, jax.jit(trainer.epoch)(carry, hp, d, jnp.int32(0))[0]["params"])
+    after = jax.tree.map(np.asarray, after)
 
     x = torch.from_numpy(np.asarray(d["train_x"]).astype(np.float32) / 255.0)
     y = torch.from_numpy(np.asarray(d["train_y"]).astype(np.int64))
@@ -135,7 +142,7 @@ def same_start_g(task, static: dict, seed: int = 0) -> float:
 
 def summary(name: str, accs: list[float], seconds: float) -> str:
     a = np.asarray(accs)
-    return (f"  {name:8s}: test accuracy {a.mean():.4f} +- {a.std(ddof=1) if len(a) > 1 else 0.0:.4f} "
+    return (f"  {name:8s}: test accuracy {mean_std(a)} (mean +- population std, as in the reports) "
             f"(min {a.min():.4f}, max {a.max():.4f}) over {len(a)} seeds, {seconds:.1f} s")
 
 

@@ -95,7 +95,6 @@ def parse_target(text: str) -> Callable[[np.ndarray], np.ndarray]:
         with np.errstate(all="ignore"):
             return np.broadcast_to(_eval(tree, x), x.shape).astype(np.float64)
 
-    target.expression = text  # type: ignore[attr-defined]
     return target
 
 

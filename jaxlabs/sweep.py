@@ -1,14 +1,17 @@
 """Run a grid of members as one compiled program per static configuration.
 
-A grid is static configurations (model shape, data size, ...: each compiles its own program) times
-traced hyperparameters (learning rate, tolerance, ...) times seeds. All members of one static
-configuration run under ``jit(vmap(...))``: the data is put on the device once and shared (vmap
-``in_axes=None``), each member has its own key and numbers. The host loop runs one chunk of epochs
-per call, ticks the progress bar, and stops early once no member is running.
+A grid is a list of :class:`Member`: a setting's label, its static configuration (model shape,
+data size, ...: each distinct one compiles its own program), its traced numbers (learning rate,
+tolerance, ...) and a seed. :func:`run_grid` groups the members by static configuration
+(:func:`static_groups`), builds each group's trainer and data once, and runs all its members
+under ``jit(vmap(...))``: the data is put on the device once and shared (vmap ``in_axes=None``),
+each member has its own key and numbers. The host loop runs one chunk of epochs per call, ticks
+the progress bar, and stops early once no member is running.
 """
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -22,11 +25,23 @@ from jaxlabs.train import (CONVERGED, DIVERGED, RUNNING, STATUS_NAMES, Trainer, 
                            init_member, run_epochs)
 
 
+@dataclass(frozen=True)
+class Member:
+    """One member of a grid: the setting it belongs to, its static configuration (every static
+    option), its traced numbers (every traced option) and its seed."""
+
+    label: str
+    static: dict
+    hparams: dict
+    seed: int
+
+
 @dataclass
 class GroupResult:
     """Everything one static configuration's program returned, as NumPy arrays per member."""
 
     static: dict
+    labels: list[str]  # (members,): the setting of each member
     seeds: np.ndarray  # (members,)
     hparams: dict[str, np.ndarray]  # name -> (members,), as given (the program saw them as float32)
     curves: dict[str, np.ndarray]  # name -> (members, epochs_run)
@@ -52,7 +67,8 @@ class SweepResult:
         for g in self.groups:
             for i in range(g.members):
                 status = STATUS_NAMES[int(g.final["status"][i])]
-                row: dict[str, Any] = {"task": self.task, **g.static, "seed": int(g.seeds[i])}
+                row: dict[str, Any] = {"task": self.task, "setting": g.labels[i], **g.static,
+                                       "seed": int(g.seeds[i])}
                 row.update({k: float(v[i]) for k, v in g.hparams.items()})
                 row["status"] = status
                 stop = int(g.final["stop_epoch"][i])
@@ -81,10 +97,11 @@ def _fmt(x: float) -> str:
 
 
 def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[str, Sequence[float]],
-              *, static: dict | None = None, chunk: int = 100, progress: bool = True,
-              desc: str = "") -> GroupResult:
+              *, static: dict | None = None, labels: Sequence[str] | None = None, chunk: int = 100,
+              progress: bool = True, desc: str = "") -> GroupResult:
     """Train ``len(seeds)`` members (member i: seed ``seeds[i]``, hyperparameters
-    ``hparams[name][i]``) of one static configuration in one vmapped program."""
+    ``hparams[name][i]``, setting ``labels[i]``) of one static configuration in one vmapped
+    program."""
     members = len(seeds)
     if any(len(v) != members for v in hparams.values()):
         raise ValueError("every hyperparameter needs one value per member")
@@ -144,7 +161,7 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     epochs_run = min(start, trainer.max_epochs)
     curves = {k: np.concatenate([p[k] for p in pieces], axis=1)[:, :epochs_run] for k in pieces[0]}
     return GroupResult(
-        static=dict(static or {}), seeds=np.asarray(seeds), curves=curves,
+        static=dict(static or {}), labels=list(labels or [""] * members), seeds=np.asarray(seeds), curves=curves,
         hparams={k: np.asarray(v, np.float64) for k, v in hparams.items()},  # as given, for records
         final={k: np.asarray(v) for k, v in final.items()}, epochs_run=epochs_run,
         compile_s=compile_s, run_s=run_s)
@@ -168,14 +185,41 @@ def static_label(static: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in static.items())
 
 
+def static_groups(members: Sequence[Member]) -> list[list[Member]]:
+    """Members grouped by static configuration (one program each), in order of first appearance."""
+    groups: dict[str, list[Member]] = {}
+    for m in members:
+        groups.setdefault(json.dumps(m.static, sort_keys=True), []).append(m)
+    return list(groups.values())
+
+
+def run_grid(task, members: Sequence[Member], *, chunk: int | None = None, progress: bool = True,
+             name: str = "") -> SweepResult:
+    """Every member of the grid, one compiled program per static configuration. Members keep
+    their order within a group; groups come in order of their first member."""
+    result = SweepResult(task.name)
+    for group in static_groups(members):
+        static = group[0].static
+        trainer, data = task.build(static)
+        settings = ", ".join(dict.fromkeys(m.label for m in group))
+        hparams = {k: [m.hparams[k] for m in group] for k in group[0].hparams}
+        result.groups.append(run_group(
+            trainer, data, [m.seed for m in group], hparams, static=static, labels=[m.label for m in group],
+            chunk=chunk or task.chunk, progress=progress,
+            desc=f"{name or task.name} [{settings}] ({len(group)} members)"))
+    return result
+
+
 def run_sweep(task, statics: Sequence[dict], seeds: Sequence[int], axes: dict[str, Sequence[float]],
               *, chunk: int | None = None, progress: bool = True) -> SweepResult:
-    """Every static configuration (one compile each) x the traced axes x the seeds."""
-    result = SweepResult(task.name)
+    """Every static configuration x the traced axes x the seeds (library shorthand for
+    :func:`run_grid`; traced numbers not in ``axes`` take the task's defaults)."""
+    members = []
     for static in statics:
-        trainer, data = task.build(static)
+        static = task.resolve_static(**static)
         member_seeds, hp = grid_members(seeds, **axes)
-        result.groups.append(run_group(
-            trainer, data, member_seeds, hp, static=static, chunk=chunk or task.chunk,
-            progress=progress, desc=f"{task.name} ({len(member_seeds)} members)"))
-    return result
+        for i, seed in enumerate(member_seeds):
+            numbers = task.hparams(**{k: v[i] for k, v in hp.items()})
+            label = " ".join(f"{k}={numbers[k]:g}" for k in axes) or "default"
+            members.append(Member(label, static, numbers, seed))
+    return run_grid(task, members, chunk=chunk, progress=progress)

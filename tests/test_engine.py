@@ -1,5 +1,5 @@
 """The engine's promises: a vmapped member is the same run as that member alone; stopping,
-freezing and divergence are per member."""
+freezing, divergence and the best checkpoint are per member; epoch keys do not depend on chunking."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 
 from jaxlabs.sweep import grid_members, run_group
 from jaxlabs.tasks import get_task
-from jaxlabs.train import CONVERGED, DIVERGED, MAX_EPOCHS, Trainer, make_train
+from jaxlabs.train import CONVERGED, DIVERGED, MAX_EPOCHS, Checkpoint, Trainer, make_train
 
 # float32: vmapped and unbatched matmuls may sum in a different order, so the two runs agree to
 # rounding, amplified a little by 40 Adam steps; a real difference (other key, other lr, a wrong
@@ -39,21 +39,23 @@ def test_member_of_vmapped_sweep_equals_member_trained_alone():
     assert abs(swept.curves["loss"][3, 0] - swept.curves["loss"][4, 0]) > 1e-3  # seed 0 vs seed 1
 
 
-def halving_trainer(max_epochs):
+def halving_trainer(max_epochs, checkpoint=None):
     """carry x starts at hp['x0']; the logged loss is sqrt(x) (NaN once x < 0); each epoch
-    multiplies x by hp['rate']; the stopping rule is loss <= hp['tol']."""
+    multiplies x by hp['rate']; the stopping rule is loss <= hp['tol']. ``score`` is a log of the
+    carry after the update: -(x - 0.3)^2, best when x is nearest 0.3."""
 
-    def init(key, hp, data):
+    def init(key, hp, data, tx):
         return {"x": hp["x0"]}
 
-    def epoch(carry, hp, data, e):
+    def epoch(carry, hp, data, e, key, tx):
         loss = jnp.sqrt(carry["x"])
-        return {"x": carry["x"] * hp["rate"]}, {"loss": loss}, loss <= hp["tol"]
+        x = carry["x"] * hp["rate"]
+        return {"x": x}, {"loss": loss, "score": -jnp.square(x - 0.3)}, loss <= hp["tol"]
 
     def finish(carry, hp, data):
         return {"x": carry["x"]}
 
-    return Trainer(init, epoch, finish, max_epochs=max_epochs)
+    return Trainer(init, epoch, finish, max_epochs=max_epochs, checkpoint=checkpoint)
 
 
 def test_convergence_epoch_freezing_and_divergence_are_per_member():
@@ -95,3 +97,40 @@ def test_lab_a_member_meeting_the_tolerance_at_once_keeps_its_initialisation():
     np.testing.assert_allclose(r.curves["loss"][0], r.curves["loss"][0, 0])
     np.testing.assert_allclose(r.final["train_mse"][0], r.curves["loss"][0, 0], rtol=1e-6)
     assert r.curves["loss"][1, -1] < r.curves["loss"][1, 0]  # the other member trained
+
+
+def test_best_checkpoint_is_kept_by_the_engine_per_member():
+    # x after epochs 1..: 0.5, 0.25, 0.125 ... (rate 0.5): nearest 0.3 after epoch 2; rate 1.0
+    # keeps x = 1 (every epoch ties: the first is kept); rate -1 makes the loss NaN at epoch 2.
+    hp = {"x0": [1.0, 1.0, 1.0], "rate": [0.5, 1.0, -1.0], "tol": [0.0, 0.0, 0.0]}
+    r = run_group(halving_trainer(6, Checkpoint("score", higher=True, keys=("x",))), None, [0, 0, 0], hp,
+                  chunk=4, progress=False)
+    np.testing.assert_array_equal(r.final["best_epoch"], [2, 1, 1])
+    assert r.final["x"][0] == pytest.approx(0.25)  # finish saw the checkpoint, not the last x
+    assert r.final["x"][1] == pytest.approx(1.0)
+    # the diverged member's checkpoint is its first epoch's (x = -1), never the NaN epoch's
+    assert r.final["status"][2] == DIVERGED and r.final["x"][2] == pytest.approx(-1.0)
+    np.testing.assert_allclose(r.final["score"], [-0.0025, -0.49, -1.69], rtol=1e-5)  # the best values
+    lower = run_group(halving_trainer(6, Checkpoint("score", higher=False, keys=("x",))), None, [0],
+                      {k: v[:1] for k, v in hp.items()}, progress=False)
+    assert lower.final["best_epoch"][0] == 6  # lowest score: x furthest from 0.3
+
+
+def test_a_member_without_any_checkpoint_reports_nan_metrics():
+    # the loss is NaN at the first epoch: no epoch qualified, so no parameters to report
+    r = run_group(halving_trainer(3, Checkpoint("score", higher=True, keys=("x",))), None, [0],
+                  {"x0": [-1.0], "rate": [1.0], "tol": [0.0]}, progress=False)
+    assert r.final["status"][0] == DIVERGED and r.final["best_epoch"][0] == 0
+    assert np.isnan(r.final["x"][0])
+
+
+def test_epoch_keys_do_not_depend_on_how_epochs_are_chunked():
+    from jaxlabs.tasks.mnist_cnn import MnistCNNTask
+
+    task = MnistCNNTask()  # shuffled batches and dropout: every epoch draws from its key
+    static = task.resolve_static(synthetic=40, subset=1.0, depth=1, channels=2, hidden=8, batch_size=8, epochs=3)
+    trainer, data = task.build(static)
+    a = run_group(trainer, data, [0, 1], {"lr": [0.01, 0.01]}, chunk=1, progress=False)
+    b = run_group(trainer, data, [0, 1], {"lr": [0.01, 0.01]}, chunk=3, progress=False)
+    np.testing.assert_allclose(a.curves["loss"], b.curves["loss"], rtol=VMAP_VS_ALONE_RTOL)
+    assert a.curves["loss"][0, 0] != a.curves["loss"][1, 0]  # seeds differ, so the check can fail

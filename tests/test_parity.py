@@ -21,11 +21,12 @@ from flax import traverse_util
 from jaxlabs import from_torch
 from jaxlabs.models import CNN, MLP, BatchNorm, Conv, Dense, ResNet20
 from jaxlabs.tasks import get_task
-from jaxlabs import torch_compat
+from jaxlabs import optim
 from jaxlabs.tasks import fit
 from jaxlabs.tasks.fit import make_optimizer, mse
-from jaxlabs.torch_compat import (TorchImportError, cross_entropy, mse_loss, multi_margin_loss,
-                                  reduce_lr_on_plateau, step_schedule, torch_adam, torch_sgd)
+from jaxlabs.interop import TorchImportError
+from jaxlabs.optim import (cross_entropy, mse_loss, multi_margin_loss, reduce_lr_on_plateau, step_schedule,
+                           torch_adam, torch_sgd)
 from jaxlabs.train import make_train
 
 # Tolerances. Comparisons are |jax - torch| <= rtol * (|torch| + max|torch|) per array (see
@@ -428,7 +429,7 @@ def lab_a_run(make_optimizer=None):
     trainer, built = task.build(task.resolve_static(epochs=200))  # width 64, depth 4, SiLU, Adam
     model = MLP(width=64, depth=4, out=1, activation="silu")
     params = from_torch(model, sub(d, "w/"))["params"]
-    trainer = trainer._replace(init=lambda key, hp, data: {
+    trainer = trainer._replace(init=lambda key, hp, data, tx: {
         "params": params, "opt_state": (make_optimizer or fit.make_optimizer)("adam", hp["lr"]).init(params)})
     # the reference's splits (FitTask's own), plus whatever else the task's data carries
     data = {**built, **{k: jnp.asarray(d[k]) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}}
@@ -460,7 +461,7 @@ def test_adam_bias_correction_is_as_accurate_as_pytorchs():
     # PyTorch: 1 - 0.999**t in float64. In float32 0.999 is 0.99900001: 1.3e-5 off at t = 1.
     count = jnp.arange(1, 1001)
     exact = 1 - 0.999 ** np.arange(1, 1001, dtype=np.float64)
-    assert_rel(torch_compat._bias_correction(0.999, count), exact, 1e-6, "torch_adam")
+    assert_rel(optim._bias_correction(0.999, count), exact, 1e-6, "torch_adam")
     assert np.max(np.abs(1 - jnp.float32(0.999) ** count - exact) / exact) > 1e-5  # optax.scale_by_adam's
 
 

@@ -12,7 +12,7 @@ from jaxlabs import scratch
 from jaxlabs.models import MLP
 from jaxlabs.sweep import run_group
 from jaxlabs.tasks.scratch import ScratchTask, masked_ce, to_flax
-from jaxlabs.train import CONVERGED, MAX_EPOCHS, Trainer
+from jaxlabs.train import CONVERGED, MAX_EPOCHS, Trainer, epoch_key
 
 # conv2d sums the same products as XLA's conv in another order: float32 rounding only.
 CONV_RTOL, CONV_ATOL = 1e-5, 1e-5
@@ -227,10 +227,10 @@ def test_early_stopping_is_per_member_in_the_engine():
     """Members with patience 1, 2, 0 (off) on the same constructed validation curve."""
     curve = jnp.array([1.0, 0.8, 0.9, 0.85, 0.7, 0.75, 0.76, 0.74])
 
-    def init(key, hp, d):
+    def init(key, hp, d, tx):
         return {"es": scratch.early_stop_init()}
 
-    def epoch(carry, hp, d, e):
+    def epoch(carry, hp, d, e, key, tx):
         es, stop = scratch.early_stop_update(carry["es"], curve[e], hp["patience"], 0.0)
         return {"es": es}, {"loss": curve[e]}, stop
 
@@ -276,10 +276,11 @@ def test_scratch_path_follows_the_library_path(idx_dir):
     def run(key):
         runs = {}
         for name, trainer in trainers.items():
-            start = trainer.init(key, hp, data)
-            end, logs, _ = trainer.epoch(start, hp, data, jnp.int32(0))
+            tx = trainer.optimizer(hp) if trainer.optimizer else None
+            start = trainer.init(key, hp, data, tx)
+            end, logs, _ = trainer.epoch(start, hp, data, jnp.int32(0), epoch_key(key, 0), tx)
             if "dropout" in name:
-                end = trainer.epoch(end, hp, data, jnp.int32(1))[0]
+                end = trainer.epoch(end, hp, data, jnp.int32(1), epoch_key(key, 1), tx)[0]
             as_flax = to_flax if name == "scratch" else (lambda p: p)
             runs[name] = (as_flax(start["params"]), as_flax(end["params"]), logs, end["step"],
                           trainer.finish(end, hp, data))
@@ -325,12 +326,12 @@ def test_task_end_to_end_with_early_stopping_per_member(idx_dir):
 
 @pytest.mark.parametrize("option,value,message", [
     ("path", "torch", "path must be one of"), ("optimizer", "adam", "optimizer must be one of"),
-    ("dropout", 1.0, "dropout must be in"), ("batch_size", 0, "batch_size must be a positive"),
+    ("dropout", 1.0, r"dropout must be a number in \[0, 1\)"), ("batch_size", 0, "batch_size must be an integer >= 1"),
     ("stop_on", "loss", "stop_on must be one of")])
 def test_bad_static_options_are_one_line_value_errors(option, value, message):
     task = ScratchTask()
     with pytest.raises(ValueError, match=message):
-        task.check(task.resolve_static(**{option: value}))
+        task.resolve_static(**{option: value})
 
 
 def test_val_size_larger_than_the_data_is_a_value_error(idx_dir):

@@ -1,7 +1,10 @@
-"""Mini-batch order for one epoch as device arrays (shared by the Boston and scratch tasks).
+"""One epoch's mini-batch order as device arrays: ``DataLoader(shuffle=True, drop_last=False)``.
 
-The classification tasks use ``jaxlabs.tasks.classify.batch_order`` instead, which returns the
-short last batch apart (one extra step at its own shape): BatchNorm would count padded rows.
+:func:`batch_order` draws the epoch's permutation (the one place that does), cut into full
+batches and the short rest. A task that scans one step shape pads the rest with
+:func:`padded_batches` (a mask keeps the short batch a real step whose loss is the mean over its
+real rows, as PyTorch's is); the classifiers run the rest as one more step at its own shape
+instead, because BatchNorm would count padded rows in its batch statistics.
 """
 from __future__ import annotations
 
@@ -9,15 +12,21 @@ import jax
 import jax.numpy as jnp
 
 
-def batch_indices(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
-    """One epoch of ``DataLoader(shuffle=True, drop_last=False)`` as fixed shapes.
+def batch_order(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
+    """A permutation of range(n) cut into full batches (n // batch_size, batch_size) and the
+    rest (n % batch_size,)."""
+    perm = jax.random.permutation(key, n)
+    full = (n // batch_size) * batch_size
+    return perm[:full].reshape(-1, batch_size), perm[full:]
 
-    Returns indices (batches, batch_size) into range(n) and a bool mask of the same shape: a
-    permutation cut into batches, the last one padded (with row 0, masked out) when batch_size
-    does not divide n. lax.scan needs one batch shape; the mask keeps the short batch a real step
-    whose loss is the mean over its real rows, as PyTorch's is.
-    """
-    batches = -(-n // batch_size)
-    flat = jnp.arange(batches * batch_size)
-    perm = jnp.pad(jax.random.permutation(key, n), (0, batches * batch_size - n))
-    return perm.reshape(batches, batch_size), (flat < n).reshape(batches, batch_size)
+
+def padded_batches(full: jax.Array, rest: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``batch_order``'s output as one shape: indices (batches, batch_size) with the rest padded
+    (with row 0) into a last batch, and a bool mask of the same shape, False on the padding."""
+    batch_size = full.shape[1]
+    mask = jnp.ones(full.shape, bool)
+    if rest.shape[0]:
+        pad = batch_size - rest.shape[0]
+        full = jnp.concatenate([full, jnp.pad(rest, (0, pad))[None]])
+        mask = jnp.concatenate([mask, (jnp.arange(batch_size) < rest.shape[0])[None]])
+    return full, mask

@@ -1,29 +1,42 @@
-"""What a lab is to the engine: a :class:`Task` builds a Trainer and its data per static config."""
+"""What a lab is to the engine: a :class:`Task` declares its options and builds a Trainer and its
+data per static configuration."""
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from jaxlabs.options import Option, OptionError, by_name, resolve
 from jaxlabs.train import Trainer
 
 
 class Task:
     """Subclasses set the class attributes and implement :meth:`build`.
 
-    ``static_defaults``: choices that shape the program (a change compiles a new one).
-    ``traced_defaults``: numbers the engine vmaps over (learning rate at least).
+    ``options``: every choice the task takes (:class:`jaxlabs.options.Option`): static ones shape
+    the program (a change compiles a new one), traced ones are numbers the engine vmaps over
+    (``lr`` at least). ``static_defaults`` / ``traced_defaults`` are derived from them.
     """
 
     name: ClassVar[str]
     lab: ClassVar[str]
     description: ClassVar[str]
+    options: ClassVar[tuple[Option, ...]]
     static_defaults: ClassVar[dict[str, Any]]
     traced_defaults: ClassVar[dict[str, float]]
     chunk: ClassVar[int] = 100  # epochs per device call: one progress tick
     lr_grid: ClassVar[tuple[float, ...]] = (0.001, 0.01, 0.1)  # the sweep's default learning rates
     primary_metric: ClassVar[str]  # the final metric the tables lead with
+    # figure kinds an ad-hoc sweep draws: "loss", "accuracy", "fit", "true_vs_pred", "confusion"
+    figures: ClassVar[tuple[str, ...]] = ("loss",)
     # metrics (final values or curves) where larger is better: accuracies, R^2. Every other metric
     # is a loss, an error, epochs or seconds, where smaller is better. Reports and claims read it.
     higher_better: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "options" in cls.__dict__:
+            table = by_name(cls.options)
+            cls.static_defaults = {k: o.default for k, o in table.items() if not o.traced}
+            cls.traced_defaults = {k: o.default for k, o in table.items() if o.traced}
 
     def higher_is_better(self, metric: str) -> bool:
         return metric in self.higher_better
@@ -32,11 +45,21 @@ class Task:
         raise NotImplementedError
 
     def check(self, static: dict) -> None:
-        """Raise ValueError (one line) for a bad static option before anything is trained.
-        The default builds nothing; tasks override it for checks that are cheap."""
+        """Raise ValueError (one line) for a combination of static options the declarations cannot
+        express (e.g. a target undefined on the x range), before anything is trained."""
 
     def resolve_static(self, **overrides) -> dict:
-        unknown = set(overrides) - set(self.static_defaults)
-        if unknown:
-            raise ValueError(f"{self.name} has no option {sorted(unknown)[0]!r}")
-        return {**self.static_defaults, **{k: v for k, v in overrides.items() if v is not None}}
+        """Every static option: the overrides (None: the default) validated over the defaults."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        traced = [k for k in values if k in self.traced_defaults]
+        if traced:
+            raise OptionError(f"{self.name}: {traced[0]} is a traced number (set per member), not a static option")
+        return resolve([o for o in self.options if not o.traced], values, self.name)
+
+    def hparams(self, **overrides: float) -> dict[str, float]:
+        """Every traced number of one member: the overrides validated over the defaults. The one
+        place unswept traced numbers get their defaults."""
+        static = [k for k in overrides if k in self.static_defaults]
+        if static:
+            raise OptionError(f"{self.name}: {static[0]} is a static option, not a traced number")
+        return resolve([o for o in self.options if o.traced], overrides, self.name)

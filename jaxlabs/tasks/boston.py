@@ -12,13 +12,12 @@ defaults below are common choices (PyTorch's own for the scheduler) and say so. 
     python -c "from jaxlabs.tasks.boston import BostonTask; from jaxlabs.sweep import run_sweep; \
 t = BostonTask(); r = run_sweep(t, [t.resolve_static(depth=d) for d in (1, 2, 8)], range(8), {'lr': [0.01]})"
 
-One epoch, as the report's PyTorch loop did it: a DataLoader pass (shuffle=True, drop_last=False)
-of SGD steps at ``lr * plateau_scale``; the validation MSE of the parameters after the pass;
-``scheduler.step(val_loss)``; keep the parameters if the validation MSE is the best so far.
+One epoch, as the report's PyTorch loop did it: a DataLoader pass (shuffle=True, drop_last=False,
+the order drawn from the epoch's key) of SGD steps at ``lr * plateau_scale``; the validation MSE
+of the parameters after the pass; ``scheduler.step(val_loss)``. The engine keeps the parameters
+of the epoch with the best validation MSE (the trainer's checkpoint).
 """
 from __future__ import annotations
-
-from numbers import Integral
 
 import jax
 import jax.numpy as jnp
@@ -27,14 +26,13 @@ import optax
 from sklearn.model_selection import train_test_split
 
 from jaxlabs.data import load_boston, standardize
-from jaxlabs.data.batches import batch_indices
+from jaxlabs.data.batches import batch_order, padded_batches
 from jaxlabs.data.splits import DATA_SEED
-from jaxlabs.models import MLP
-from jaxlabs.models.init import get_init
-from jaxlabs.models.mlp import get_activation
+from jaxlabs.models import ACTIVATIONS, INIT_SCHEMES, MLP
+from jaxlabs.options import static_option, traced_option
 from jaxlabs.tasks.base import Task
-from jaxlabs.torch_compat import mse_loss, reduce_lr_on_plateau, torch_sgd
-from jaxlabs.train import Trainer
+from jaxlabs.optim import mse_loss, reduce_lr_on_plateau, torch_sgd
+from jaxlabs.train import Checkpoint, Trainer
 
 
 def boston_splits(data_seed: int = DATA_SEED) -> dict[str, np.ndarray]:
@@ -69,7 +67,7 @@ def regression_metrics(pred, true) -> dict[str, jax.Array]:
 
 def plateau_scheduler(static: dict) -> optax.GradientTransformationExtraArgs:
     """``ReduceLROnPlateau(mode='min', factor, patience, threshold, threshold_mode='rel',
-    cooldown)`` as optax's ``reduce_on_plateau`` (patience + 1: see torch_compat)."""
+    cooldown)`` as optax's ``reduce_on_plateau`` (patience + 1: see jaxlabs.optim)."""
     return reduce_lr_on_plateau(factor=static["factor"], patience=static["patience"],
                                 threshold=static["threshold"], cooldown=static["cooldown"])
 
@@ -84,40 +82,35 @@ def plateau_step(scheduler, state, val_loss):
     return scheduler.update(jnp.zeros(()), state, value=val_loss)[1]
 
 
-def _traced(hp: dict, name: str, default: float):
-    # A name missing from hp is a Python constant: torch_sgd then drops a zero momentum statically.
-    return hp[name] if name in hp else default
-
-
 class BostonTask(Task):
     name = "boston"
     lab = "C"
     description = "Lab C: Boston housing MLP regression, mini-batch SGD, ReduceLROnPlateau, best-val params"
-    static_defaults = {
-        "depth": 1,  # the report's default hidden_layers=1
-        "width": 64,  # not in the report; a common FNN width
-        "activation": "relu",  # relu / tanh / sigmoid studied
-        "batch_size": 32,  # not in the report; DataLoader(batch_size=32): 11 steps per epoch, the last of 16 rows
-        "epochs": 100,  # not in the report; its curves show relu settled before 10, tanh by ~60, sigmoid not
-        "data_seed": DATA_SEED,  # train_test_split(random_state=42), as the report
-        "patience": 10,  # ReduceLROnPlateau defaults (the report gives none): patience 10,
-        "factor": 0.1,  # factor 0.1,
-        "threshold": 1e-4,  # relative threshold 1e-4,
-        "cooldown": 0,  # no cooldown
-        "initializer": "pytorch",
-    }
-    traced_defaults = {"lr": 0.01, "momentum": 0.0}  # report: lr 0.01 best; plain SGD (no momentum stated)
+    options = (
+        static_option("depth", int, 1, "hidden layers (the report's default hidden_layers=1)", low=0),
+        static_option("width", int, 64, "hidden units per layer (not in the report; a common FNN width)", low=1),
+        static_option("activation", str, "relu", "hidden activation (relu / tanh / sigmoid studied)",
+                      choices=tuple(ACTIVATIONS)),
+        # not in the report: DataLoader(batch_size=32): 11 steps per epoch, the last of 16 rows
+        static_option("batch_size", int, 32, "mini-batch size", low=1),
+        # not in the report; its curves show relu settled before 10, tanh by ~60, sigmoid not
+        static_option("epochs", int, 100, "epochs", low=1),
+        static_option("data_seed", int, DATA_SEED, "train_test_split's random_state (the report's 42)", low=0),
+        # ReduceLROnPlateau's PyTorch defaults (the report gives none)
+        static_option("patience", int, 10, "ReduceLROnPlateau patience in epochs", low=0),
+        static_option("factor", float, 0.1, "ReduceLROnPlateau factor", low=0, high=1, low_open=True, high_open=True),
+        static_option("threshold", float, 1e-4, "ReduceLROnPlateau relative threshold", low=0),
+        static_option("cooldown", int, 0, "ReduceLROnPlateau cooldown in epochs", low=0),
+        static_option("initializer", str, "pytorch", "weight initialisation", choices=tuple(INIT_SCHEMES)),
+        traced_option("lr", 0.01, "learning rate (the report: 0.01 best)", low=0, low_open=True),
+        traced_option("momentum", 0.0, "SGD momentum (the report states none)", low=0, high=1, high_open=True),
+    )
     chunk = 25
     primary_metric = "test_r2"
+    figures = ("loss", "true_vs_pred")
     higher_better = frozenset({"test_r2"})
 
     def build(self, static: dict):
-        for k, low in (("depth", 0), ("width", 1), ("batch_size", 1), ("epochs", 1), ("patience", 0), ("cooldown", 0)):
-            if not isinstance(static[k], Integral) or static[k] < low:
-                raise ValueError(f"boston: {k} must be an integer >= {low}, got {static[k]!r}")
-        if not 0.0 < static["factor"] < 1.0:
-            raise ValueError(f"boston: factor must be in (0, 1), got {static['factor']!r}")
-        get_activation(static["activation"]), get_init(static["initializer"])  # bad names fail here, not in jit
         model = MLP(width=static["width"], depth=static["depth"], out=1, activation=static["activation"],
                     initializer=static["initializer"])
         scheduler = plateau_scheduler(static)
@@ -127,56 +120,45 @@ class BostonTask(Task):
         def predict(params, x):  # (n, 13) -> (n, 1)
             return model.apply({"params": params}, x)
 
-        def optimizer(hp, scale):
-            return torch_sgd(hp["lr"] * scale, momentum=_traced(hp, "momentum", 0.0))
+        def init(key, hp, d, tx):
+            params = model.init(key, d["x_train"][:1])["params"]
+            return {"params": params, "opt_state": tx.init(params), "plateau": scheduler.init(jnp.zeros(()))}
 
-        def init(key, hp, d):
-            init_key, shuffle_key = jax.random.split(key)
-            params = model.init(init_key, d["x_train"][:1])["params"]
-            plateau = scheduler.init(jnp.zeros(()))
-            return {"params": params, "opt_state": optimizer(hp, plateau.scale).init(params),
-                    "plateau": plateau, "key": shuffle_key, "best_params": params,
-                    "best_val": jnp.float32(jnp.inf), "best_epoch": jnp.int32(0)}
-
-        def epoch(carry, hp, d, e):
-            key, shuffle_key = jax.random.split(carry["key"])
-            idx, mask = batch_indices(shuffle_key, n_train, batch_size)  # (batches, batch_size)
-            lr_scale = carry["plateau"].scale
-            opt = optimizer(hp, lr_scale)
+        def epoch(carry, hp, d, e, key, tx):
+            idx, mask = padded_batches(*batch_order(key, n_train, batch_size))  # (batches, batch_size)
+            lr_scale = carry["plateau"].scale  # this epoch's lr is hp["lr"] * lr_scale
 
             def step(state, batch):
                 params, opt_state = state
                 rows, m = batch
                 loss, grads = jax.value_and_grad(
                     lambda p: masked_mse(predict(p, d["x_train"][rows]), d["y_train"][rows], m))(params)
-                updates, opt_state = opt.update(grads, opt_state, params)
+                updates, opt_state = tx.update(grads, opt_state, params)
+                updates = jax.tree.map(lambda u: lr_scale * u, updates)
                 return (optax.apply_updates(params, updates), opt_state), loss * jnp.sum(m)
 
             (params, opt_state), weighted = jax.lax.scan(step, (carry["params"], carry["opt_state"]), (idx, mask))
             train_loss = jnp.sum(weighted) / n_train  # mean over the epoch's samples, as seen during the pass
             val_loss = mse_loss(predict(params, d["x_val"]), d["y_val"])
-            better = val_loss < carry["best_val"]  # NaN never is: a diverged member keeps its best
-            new = {"params": params, "opt_state": opt_state, "key": key,
-                   "plateau": plateau_step(scheduler, carry["plateau"], val_loss),
-                   "best_params": jax.tree.map(lambda a, b: jnp.where(better, a, b), params, carry["best_params"]),
-                   "best_val": jnp.where(better, val_loss, carry["best_val"]),
-                   "best_epoch": jnp.where(better, e + 1, carry["best_epoch"])}
-            # val_loss is of the parameters after this epoch (PyTorch's per-epoch curve), so it is
-            # the monitor: it goes NaN in the epoch the parameters do, and the engine then keeps
-            # the carry from before that epoch.
+            new = {"params": params, "opt_state": opt_state,
+                   "plateau": plateau_step(scheduler, carry["plateau"], val_loss)}
+            # Every log describes this epoch's pass and the parameters after it (PyTorch's
+            # per-epoch curve): val_loss is the monitor, so it goes NaN in the epoch the
+            # parameters do and the engine then keeps the carry from before that epoch; it is also
+            # the checkpoint metric.
             return new, {"loss": train_loss, "val_loss": val_loss, "lr": hp["lr"] * lr_scale}, jnp.bool_(False)
 
         def finish(carry, hp, d):
-            # no epoch ever had a finite val loss (lr 0.1 in the report): no checkpoint, NaN metrics
-            p = jax.tree.map(lambda w: jnp.where(carry["best_epoch"] > 0, w, jnp.nan), carry["best_params"])
+            p = carry["params"]  # the best-validation epoch's (the engine's checkpoint)
             test_pred = predict(p, d["x_test"])[:, 0]  # (n_test,)
             metrics = regression_metrics(test_pred, d["y_test"][:, 0])
             return {**{f"test_{k}": v for k, v in metrics.items()},
                     "train_mse": mse_loss(predict(p, d["x_train"]), d["y_train"]),
                     "val_mse": mse_loss(predict(p, d["x_val"]), d["y_val"]),
-                    "best_epoch": carry["best_epoch"],
                     "final_lr": hp["lr"] * carry["plateau"].scale,
                     "val_pred": predict(p, d["x_val"])[:, 0], "val_true": d["y_val"][:, 0],  # (n_val,)
                     "test_pred": test_pred, "test_true": d["y_test"][:, 0]}  # (n_test,)
 
-        return Trainer(init, epoch, finish, max_epochs=static["epochs"], monitor="val_loss"), data
+        return Trainer(init, epoch, finish, max_epochs=static["epochs"], monitor="val_loss",
+                       optimizer=lambda hp: torch_sgd(hp["lr"], momentum=hp["momentum"]),
+                       checkpoint=Checkpoint("val_loss", higher=False, keys=("params",))), data

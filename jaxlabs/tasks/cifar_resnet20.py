@@ -21,19 +21,19 @@ from __future__ import annotations
 
 from jaxlabs.data import crop_flip, load_dataset
 from jaxlabs.models import ResNet
+from jaxlabs.options import static_option, traced_option
 from jaxlabs.tasks.base import Task
-from jaxlabs.tasks.classify import ClassifierSpec, check_counts, make_trainer, synthetic_images
-from jaxlabs.torch_compat import cross_entropy, step_schedule, torch_sgd
+from jaxlabs.tasks.classify import ClassifierSpec, make_trainer, synthetic_images
+from jaxlabs.optim import cross_entropy, step_schedule, torch_sgd
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # the course script's Normalize
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
 
 def make_optimizer(hp: dict, steps_per_epoch: int, drop_epoch: int):
-    """SGD with coupled weight decay at hp['lr'] for ``drop_epoch`` epochs, then hp['lr'] / 10.
-    Momentum and weight decay default to the script's 0 and 5e-4 when not swept."""
+    """SGD with coupled weight decay at hp['lr'] for ``drop_epoch`` epochs, then hp['lr'] / 10."""
     schedule = step_schedule(hp["lr"], steps_per_epoch, milestones=(drop_epoch,), gamma=0.1)
-    return torch_sgd(schedule, momentum=hp.get("momentum", 0.0), weight_decay=hp.get("weight_decay", 5e-4))
+    return torch_sgd(schedule, momentum=hp["momentum"], weight_decay=hp["weight_decay"])
 
 
 class CifarResNet20Task(Task):
@@ -41,28 +41,29 @@ class CifarResNet20Task(Task):
     lab = "F"
     description = ("Lab F: CIFAR-10 ResNet20, SGD weight decay 5e-4, lr for 5 epochs then lr/10, crop+flip "
                    "(synthetic=N: random CIFAR-shaped data, for speed only)")
-    static_defaults = {
-        "blocks": 3,  # basic blocks per stage: 3 = ResNet20 (1 = ResNet8, for tests)
-        "width": 16,  # channels of the first stage (16/32/64 in ResNet20)
-        "batch_size": 128,  # the course script's: 391 steps per epoch
-        "epochs": 10,  # 5 at lr, 5 at lr / 10
-        "drop_epoch": 5,  # the epoch from which the lr is divided by 10
-        "augment": True,  # the script's RandomCrop(32, 4) + RandomHorizontalFlip
-        "data_dir": None,  # None: $JAXLABS_DATA_DIR and the usual places (jaxlabs.data.load_dataset)
-        "synthetic": 0,  # > 0: that many random CIFAR-shaped train images instead of CIFAR-10
-    }
-    traced_defaults = {"lr": 0.1, "momentum": 0.0, "weight_decay": 5e-4}  # the course script's SGD
+    options = (
+        static_option("blocks", int, 3, "basic blocks per stage: 3 = ResNet20 (1 = ResNet8, for tests)", low=1),
+        static_option("width", int, 16, "channels of the first stage (16/32/64 in ResNet20)", low=1),
+        static_option("batch_size", int, 128, "mini-batch size (the course script's: 391 steps per epoch)", low=1),
+        static_option("epochs", int, 10, "epochs (5 at lr, 5 at lr / 10)", low=1),
+        static_option("drop_epoch", int, 5, "the epoch from which the lr is divided by 10", low=0),
+        static_option("augment", bool, True, "the script's RandomCrop(32, 4) + RandomHorizontalFlip"),
+        static_option("data_dir", str, None, "folder with the CIFAR-10 files (default: $JAXLABS_DATA_DIR and the "
+                      "usual places)", none_ok=True),
+        static_option("synthetic", int, 0, "> 0: that many random CIFAR-shaped train images instead of CIFAR-10 "
+                      "(speed only; not a result)", low=0),
+        traced_option("lr", 0.1, "learning rate before the drop", low=0, low_open=True),
+        traced_option("momentum", 0.0, "SGD momentum (the course script's 0)", low=0, high=1, high_open=True),
+        traced_option("weight_decay", 5e-4, "coupled L2 weight decay (PyTorch SGD's; the script's 5e-4)",
+                      low=0, high=1, high_open=True),
+    )
     lr_grid = (0.05, 0.1, 0.2)
     chunk = 1  # an epoch is 391 steps: one progress tick each
     primary_metric = "test_acc"
+    figures = ("loss", "accuracy", "confusion")
     higher_better = frozenset({"test_acc", "val_acc", "train_acc"})
 
-    def check(self, static: dict) -> None:
-        check_counts(self.name, static, ("blocks", "width", "batch_size", "epochs"))
-        check_counts(self.name, static, ("synthetic", "drop_epoch"), minimum=0)
-
     def build(self, static: dict):
-        self.check(static)
         if static["synthetic"]:
             n = int(static["synthetic"])
             raw = synthetic_images(n, max(n // 5, 1), (32, 32, 3))

@@ -3,8 +3,8 @@
 One epoch is the reports' PyTorch loop, ``for x, y in DataLoader(train, batch_size,
 shuffle=True, drop_last=False)``, then an evaluation pass:
 
-- order: each member draws its own permutation from its own key (split off the carry's key every
-  epoch), so seeds see different orders and one seed always sees the same one;
+- order: each member draws its own permutation from the epoch's key (the engine folds it from the
+  member's key), so seeds see different orders and one seed always sees the same one;
 - steps: the full batches run under ``lax.scan``; the short last batch (``n % batch_size``
   images) is one more step, traced at its own static shape. Not padded and masked: BatchNorm would
   count padded rows in its batch statistics, while a separate step is exact for every model (it
@@ -15,16 +15,16 @@ shuffle=True, drop_last=False)``, then an evaluation pass:
   the parameters after the pass, in eval mode. So an epoch's logs describe that epoch's pass, as
   the reports' curves do, not the carry before it; ``loss`` is the engine's monitor: one NaN step
   makes it NaN, and the engine then marks the member diverged and keeps the carry from before;
-- checkpoint: params and batch_stats of the first epoch with the best validation accuracy (the
-  reports saved the best model); without a validation split, the last epoch. ``finish`` evaluates
-  the checkpoint on the test split: accuracy, loss, per-class accuracy and confusion matrix.
+- checkpoint: the trainer asks the engine to keep params and batch_stats of the first epoch with
+  the best validation accuracy (the reports saved the best model); without a validation split,
+  the last epoch is tested. ``finish`` evaluates on the test split: accuracy, loss, per-class
+  accuracy and confusion matrix.
 
 Images stay uint8 on the device, shared by all members; each batch is scaled to [0, 1],
 augmented (train steps only, when the task asks), then normalised with the task's mean and std.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -34,7 +34,8 @@ import numpy as np
 import optax
 from flax import linen as nn
 
-from jaxlabs.train import Trainer
+from jaxlabs.data.batches import batch_order
+from jaxlabs.train import Checkpoint, Trainer
 
 Augment = Callable[[jax.Array, jax.Array], jax.Array]  # (key, images in [0, 1]) -> images
 
@@ -57,36 +58,6 @@ class ClassifierSpec:
     std: Sequence[float] = (1.0,)
     augment: Augment | None = None
     eval_batch: int = 1000  # images per evaluation step: bounds activation memory per member
-    test_each_epoch: bool = True  # the reports plotted test accuracy per epoch
-
-
-def legacy_threefry(fn):
-    """Trace ``fn`` with jax's non-partitionable threefry. XLA:CPU compiles the partitionable
-    variant (jax's default since 0.5) several times slower (a 2-member MLP's init: 11 s against
-    2 s); these programs are never sharded, and streams stay deterministic per seed."""
-
-    @functools.wraps(fn)
-    def wrapped(*args, **kwargs):
-        with jax.threefry_partitionable(False):
-            return fn(*args, **kwargs)
-
-    return wrapped
-
-
-@legacy_threefry
-def batch_order(key: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
-    """One epoch of ``DataLoader(shuffle=True, drop_last=False)``: a permutation of range(n) cut
-    into full batches (n // batch_size, batch_size) and the rest (n % batch_size,)."""
-    perm = jax.random.permutation(key, n)
-    full = (n // batch_size) * batch_size
-    return perm[:full].reshape(-1, batch_size), perm[full:]
-
-
-@legacy_threefry
-def epoch_keys(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """A member's carried key -> (its key for the next epoch, this epoch's order key, the key its
-    steps split for dropout and augmentation)."""
-    return tuple(jax.random.split(key, 3))
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -114,7 +85,7 @@ def make_trainer(spec: ClassifierSpec, data: dict) -> Trainer:
             x = spec.augment(key, x)
         return (x - mean) / std
 
-    def train_step(opt, d, state, batch):
+    def train_step(tx, d, state, batch):
         params, stats, opt_state = state
         rows, key = batch  # (B,) indices into the train split, the step's key
         aug_key, dropout_key = jax.random.split(key)
@@ -126,7 +97,7 @@ def make_trainer(spec: ClassifierSpec, data: dict) -> Trainer:
             return spec.loss(logits, y), (logits, new.get("batch_stats", stats))
 
         (loss, (logits, stats)), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
+        updates, opt_state = tx.update(grads, opt_state, params)
         correct = jnp.sum(jnp.argmax(logits, -1) == y)
         return (optax.apply_updates(params, updates), stats, opt_state), (loss, correct)
 
@@ -160,20 +131,16 @@ def make_trainer(spec: ClassifierSpec, data: dict) -> Trainer:
             out["confusion"] = conf.astype(jnp.int32)
         return out
 
-    def init(key, hp, d):
-        params_key, dropout_key, data_key = jax.random.split(key, 3)
-        variables = model.init({"params": params_key, "dropout": dropout_key}, prepare(d["x_train"][:1]),
-                               train=False)
+    def init(key, hp, d, tx):
+        variables = model.init({"params": key}, prepare(d["x_train"][:1]), train=False)
         params, stats = variables["params"], variables.get("batch_stats", {})
-        return {"params": params, "batch_stats": stats, "opt_state": spec.optimizer(hp, steps).init(params),
-                "key": data_key, "best": {"params": params, "batch_stats": stats},
-                "best_score": jnp.float32(-jnp.inf), "best_epoch": jnp.int32(0)}
+        return {"params": params, "batch_stats": stats, "opt_state": tx.init(params)}
 
-    def epoch(carry, hp, d, e):
-        key, order_key, steps_key = epoch_keys(carry["key"])
+    def epoch(carry, hp, d, e, key, tx):
+        order_key, steps_key = jax.random.split(key)
         full, rest = batch_order(order_key, n_train, batch_size)  # (n_full, B), (n_rest,)
         step_keys = jax.random.split(steps_key, steps)
-        step = lambda state, batch: train_step(spec.optimizer(hp, steps), d, state, batch)  # noqa: E731
+        step = lambda state, batch: train_step(tx, d, state, batch)  # noqa: E731
         state = (carry["params"], carry["batch_stats"], carry["opt_state"])
         losses, corrects = [], []
         if n_full:
@@ -190,33 +157,22 @@ def make_trainer(spec: ClassifierSpec, data: dict) -> Trainer:
         if has_val:
             val = evaluate(params, stats, d["x_val"], d["y_val"])
             logs.update(val_loss=val["loss"], val_acc=val["acc"])
-        if spec.test_each_epoch:
-            test = evaluate(params, stats, d["x_test"], d["y_test"])
-            logs.update(test_loss=test["loss"], test_acc=test["acc"])
-        # best validation accuracy, first epoch on ties; without validation every epoch is "better"
-        score = logs["val_acc"] if has_val else (e + 1).astype(jnp.float32)
-        better = score > carry["best_score"]
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(better, a, b), new, old)  # noqa: E731
-        new_carry = {"params": params, "batch_stats": stats, "opt_state": opt_state, "key": key,
-                     "best": keep({"params": params, "batch_stats": stats}, carry["best"]),
-                     "best_score": jnp.where(better, score, carry["best_score"]),
-                     "best_epoch": jnp.where(better, e + 1, carry["best_epoch"]).astype(jnp.int32)}
-        return new_carry, logs, jnp.bool_(False)
+        test = evaluate(params, stats, d["x_test"], d["y_test"])  # the reports plotted it per epoch
+        logs.update(test_loss=test["loss"], test_acc=test["acc"])
+        return {"params": params, "batch_stats": stats, "opt_state": opt_state}, logs, jnp.bool_(False)
 
     def finish(carry, hp, d):
-        best = carry["best"]
-        test = evaluate(best["params"], best["batch_stats"], d["x_test"], d["y_test"], confusion=True)
+        test = evaluate(carry["params"], carry["batch_stats"], d["x_test"], d["y_test"], confusion=True)
         conf = test["confusion"]  # (classes, classes): rows true, columns predicted
         support = jnp.sum(conf, axis=1)
         per_class = jnp.where(support > 0, jnp.diag(conf) / jnp.maximum(support, 1), jnp.nan)
-        out = {"test_acc": test["acc"], "test_loss": test["loss"], "per_class_acc": per_class,
-               "confusion": conf, "best_epoch": carry["best_epoch"]}
-        if has_val:
-            out["val_acc"] = carry["best_score"]
-        return out
+        return {"test_acc": test["acc"], "test_loss": test["loss"], "per_class_acc": per_class, "confusion": conf}
 
-    return Trainer(legacy_threefry(init), legacy_threefry(epoch), legacy_threefry(finish),
-                   max_epochs=spec.epochs, monitor="loss")
+    # with a validation split the engine keeps the first epoch of best validation accuracy (the
+    # reports saved the best model); without one, the parameters after the last epoch are tested
+    checkpoint = Checkpoint("val_acc", higher=True, keys=("params", "batch_stats")) if has_val else None
+    return Trainer(init, epoch, finish, max_epochs=spec.epochs, monitor="loss",
+                   optimizer=lambda hp: spec.optimizer(hp, steps), checkpoint=checkpoint)
 
 
 def synthetic_images(n_train: int, n_test: int, shape: Sequence[int], classes: int = 10,
@@ -233,11 +189,3 @@ def synthetic_images(n_train: int, n_test: int, shape: Sequence[int], classes: i
         out[f"{split}_images"] = ((templates[labels] + noise) // 2).astype(np.uint8)
         out[f"{split}_labels"] = labels
     return out
-
-
-def check_counts(task: str, static: dict, names: Sequence[str], minimum: int = 1) -> None:
-    """One-line ValueError for a static option that must be an integer >= minimum."""
-    for k in names:
-        v = static[k]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer, float)) or int(v) != v or v < minimum:
-            raise ValueError(f"{task}: {k} must be an integer >= {minimum}, got {v!r}")

@@ -27,9 +27,10 @@ import numpy as np
 from jaxlabs.data import load_dataset, split_ratio
 from jaxlabs.data.splits import DATA_SEED
 from jaxlabs.models import MLP
+from jaxlabs.options import static_option, traced_option
 from jaxlabs.tasks.base import Task
-from jaxlabs.tasks.classify import ClassifierSpec, check_counts, make_trainer, synthetic_images
-from jaxlabs.torch_compat import cross_entropy, multi_margin_loss, torch_adam, torch_sgd
+from jaxlabs.tasks.classify import ClassifierSpec, make_trainer, synthetic_images
+from jaxlabs.optim import cross_entropy, multi_margin_loss, torch_adam, torch_sgd
 
 # variant -> (activation, loss, initializer, optimizer): one change from "base" each
 VARIANTS = {
@@ -58,32 +59,28 @@ class FashionMLPTask(Task):
     name = "fashion-mlp"
     lab = "E"
     description = "Lab E: Fashion-MNIST MLP 784-hidden-10, SGD, cross entropy; variants tanh/multimargin/xavier/adam"
-    static_defaults = {
-        "variant": "base",  # one of VARIANTS: the report's one-change-per-category trials
-        "batch_size": 256,  # base 256-256-0.1-5 (400 studied)
-        "hidden": 256,  # 512 and 1024 studied; 512 in the best setting
-        "epochs": 5,  # 10 studied and in the best setting
-        "val_split": 0.0,  # the report had none: test reported, last epoch kept
-        "data_dir": None,  # None: $JAXLABS_DATA_DIR and the usual places (jaxlabs.data.load_dataset)
-        "data_seed": DATA_SEED,  # the validation split, when there is one
-        "synthetic": 0,  # > 0: that many random Fashion-MNIST-shaped train images (tests, benchmarks)
-    }
-    traced_defaults = {"lr": 0.1}  # base; the adam variant wants ~0.001
+    options = (
+        static_option("variant", str, "base", "one change from the base per category the report tried",
+                      choices=tuple(VARIANTS)),
+        static_option("batch_size", int, 256, "mini-batch size (base 256; 400 studied)", low=1),
+        static_option("hidden", int, 256, "hidden units (256 / 512 / 1024 studied; 512 in the best setting)", low=1),
+        static_option("epochs", int, 5, "epochs (10 studied and in the best setting)", low=1),
+        static_option("val_split", float, 0.0, "share of the training images held out to pick the best epoch "
+                      "(the report had none: the last epoch is tested)", low=0, high=1, high_open=True),
+        static_option("data_dir", str, None, "folder with the Fashion-MNIST files (default: $JAXLABS_DATA_DIR and "
+                      "the usual places)", none_ok=True),
+        static_option("data_seed", int, DATA_SEED, "seed of the validation split, when there is one", low=0),
+        static_option("synthetic", int, 0, "> 0: that many random Fashion-MNIST-shaped train images (tests, "
+                      "benchmarks; not a result)", low=0),
+        traced_option("lr", 0.1, "learning rate (base 0.1; the adam variant wants ~0.001)", low=0, low_open=True),
+    )
     lr_grid = (0.1, 0.3, 0.7)  # the report's study (0.7 unstable)
     chunk = 1  # an epoch is 235 steps: one progress tick each
     primary_metric = "test_acc"
+    figures = ("loss", "accuracy", "confusion")
     higher_better = frozenset({"test_acc", "val_acc", "train_acc"})
 
-    def check(self, static: dict) -> None:
-        check_counts(self.name, static, ("batch_size", "hidden", "epochs"))
-        check_counts(self.name, static, ("synthetic", "data_seed"), minimum=0)
-        if static["variant"] not in VARIANTS:
-            raise ValueError(f"{self.name}: unknown variant {static['variant']!r}; choose one of {', '.join(VARIANTS)}")
-        if not 0 <= static["val_split"] < 1:
-            raise ValueError(f"{self.name}: val_split must be in [0, 1), got {static['val_split']!r}")
-
     def build(self, static: dict):
-        self.check(static)
         if static["synthetic"]:
             n = int(static["synthetic"])
             raw = synthetic_images(n, max(n // 6, 1), (28, 28, 1), seed=static["data_seed"])

@@ -25,10 +25,11 @@ import numpy as np
 from jaxlabs.data import augment as augment_images
 from jaxlabs.data import load_dataset, split_ratio
 from jaxlabs.data.splits import DATA_SEED
-from jaxlabs.models import CNN
+from jaxlabs.models import CNN, INIT_SCHEMES
+from jaxlabs.options import static_option, traced_option
 from jaxlabs.tasks.base import Task
-from jaxlabs.tasks.classify import ClassifierSpec, check_counts, make_trainer, synthetic_images
-from jaxlabs.torch_compat import cross_entropy, torch_adam
+from jaxlabs.tasks.classify import ClassifierSpec, make_trainer, synthetic_images
+from jaxlabs.optim import cross_entropy, torch_adam
 
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)  # transforms.Normalize of the PyTorch MNIST example
 SPLIT = (4.8, 1.2, 1.0)  # the report's train:val:test
@@ -52,37 +53,37 @@ class MnistCNNTask(Task):
     name = "mnist-cnn"
     lab = "D"
     description = "Lab D: MNIST CNN [conv-(bn)-relu-pool] x depth -> fc -> dropout -> fc, Adam, best-val checkpoint"
-    static_defaults = {
-        "depth": 2,  # the report's default: conv-pool-conv-pool-fc-fc
-        "kernel": 5,  # the report's choice (5x5 best trade-off)
-        "channels": 32,  # not in the report: 32 channels, doubling per block
-        "hidden": 128,  # not in the report: the fc layer's width
-        "batch_norm": False,  # studied on/off; the base model has none
-        "dropout": 0.5,  # not in the report (several rates studied): PyTorch's nn.Dropout default
-        "batch_size": 64,  # not in the report: the PyTorch MNIST example's; 2,399 images -> 38 steps
-        "epochs": 20,  # the report's curves settle after ~15 epochs on the 5% subset; 3 reach 99% on the full set
-        "subset": 0.05,  # fraction of the 70k images (the report's local runs); 1.0 = full set
-        "augment": False,  # the report's rotation 10 / translate 0.1 / brightness 0.2: found harmful
-        "data_dir": None,  # None: $JAXLABS_DATA_DIR and the usual places (jaxlabs.data.load_dataset)
-        "data_seed": DATA_SEED,  # the split, apart from the training seeds
-        "synthetic": 0,  # > 0: that many random MNIST-shaped train images instead of MNIST (tests, benchmarks)
-        "initializer": "pytorch",
-    }
-    traced_defaults = {"lr": 0.001}  # Adam's default, the usual MNIST choice
+    options = (
+        static_option("depth", int, 2, "conv blocks (the report's default: conv-pool-conv-pool-fc-fc); "
+                      "4 pools 28x28 down to 1x1", low=1, high=4),
+        static_option("kernel", int, 5, "conv kernel size (the report's choice: 5x5 best trade-off)", low=1),
+        static_option("channels", int, 32, "channels of the first conv block, doubling per block (not in the "
+                      "report)", low=1),
+        static_option("hidden", int, 128, "the fc layer's width (not in the report)", low=1),
+        static_option("batch_norm", bool, False, "BatchNorm after each conv (studied on/off; the base has none)"),
+        static_option("dropout", float, 0.5, "dropout rate before the last fc (several studied; PyTorch's "
+                      "nn.Dropout default)", low=0, high=1, high_open=True),
+        # the PyTorch MNIST example's; 2,399 images -> 38 steps
+        static_option("batch_size", int, 64, "mini-batch size (not in the report)", low=1),
+        # the report's curves settle after ~15 epochs on the 5% subset; 3 reach 99% on the full set
+        static_option("epochs", int, 20, "epochs", low=1),
+        static_option("subset", float, 0.05, "fraction of the 70k images (the report's local runs: 0.05); "
+                      "1 = the full set", low=0, high=1, low_open=True),
+        static_option("augment", bool, False, "on-device rotation 10 / translate 0.1 / brightness 0.2 (the "
+                      "report found it harmful)"),
+        static_option("data_dir", str, None, "folder with the MNIST files (default: $JAXLABS_DATA_DIR and the "
+                      "usual places)", none_ok=True),
+        static_option("data_seed", int, DATA_SEED, "seed of the split, apart from the training seeds", low=0),
+        static_option("synthetic", int, 0, "> 0: that many random MNIST-shaped train images instead of MNIST "
+                      "(tests, benchmarks; not a result)", low=0),
+        static_option("initializer", str, "pytorch", "weight initialisation", choices=tuple(INIT_SCHEMES)),
+        traced_option("lr", 0.001, "Adam learning rate (its default, the usual MNIST choice)", low=0, low_open=True),
+    )
     lr_grid = (0.0001, 0.001, 0.01)
     chunk = 1  # an epoch is many steps: one progress tick each
     primary_metric = "test_acc"
+    figures = ("loss", "accuracy", "confusion")
     higher_better = frozenset({"test_acc", "val_acc", "train_acc"})
-
-    def check(self, static: dict) -> None:
-        check_counts(self.name, static, ("depth", "kernel", "channels", "hidden", "batch_size", "epochs"))
-        check_counts(self.name, static, ("synthetic", "data_seed"), minimum=0)
-        if static["depth"] > 4:
-            raise ValueError(f"{self.name}: depth {static['depth']} pools 28x28 below 1x1; use depth <= 4")
-        if not 0 < static["subset"] <= 1:
-            raise ValueError(f"{self.name}: subset must be in (0, 1], got {static['subset']!r}")
-        if not 0 <= static["dropout"] < 1:
-            raise ValueError(f"{self.name}: dropout must be in [0, 1), got {static['dropout']!r}")
 
     def raw_data(self, static: dict) -> dict:
         if static["synthetic"]:
@@ -91,7 +92,6 @@ class MnistCNNTask(Task):
         return load_dataset("mnist", static["data_dir"])
 
     def build(self, static: dict):
-        self.check(static)
         data = mnist_splits(self.raw_data(static), static["subset"], static["data_seed"])
         model = CNN(depth=static["depth"], kernel=static["kernel"], channels=static["channels"],
                     hidden=static["hidden"], batch_norm=static["batch_norm"], dropout=static["dropout"],

@@ -49,8 +49,9 @@ import optax
 from jaxlabs import scratch
 from jaxlabs.data import load_dataset
 from jaxlabs.models import MLP
+from jaxlabs.options import static_option, traced_option
 from jaxlabs.tasks.base import Task
-from jaxlabs.data.batches import batch_indices
+from jaxlabs.data.batches import batch_order, padded_batches
 from jaxlabs.train import Trainer
 
 PATHS = ("scratch", "library")
@@ -97,48 +98,46 @@ class ScratchTask(Task):
     name = "mnist-scratch"
     lab = "G"
     description = "Lab G: MNIST MLP 784-600-10 by a hand-written jax.numpy framework (or Flax/Optax), SGD/MomentGD"
-    static_defaults = {
-        "path": "scratch",  # or "library": the same network as Flax MLP + optax
-        "optimizer": "momentgd",  # the report's best; "sgd" is its base
-        "epochs": 10,  # 10 x 391 = 3910 steps: the report's "4k"; 5 is its "2k"
-        "batch_size": 128,  # RunnerM(batch_size=128): 391 steps per epoch over 50000 images
-        "width": 600,  # Model_MLP([784, 600, 10], 'ReLU')
-        "depth": 1,
-        "initializer": "xavier_normal",  # the report's Linear: N(0, 2/(in+out)), zero bias; or "pytorch"
-        "dropout": 0.0,  # a rate after each hidden ReLU (report's regularised run: 0.2)
-        "decay_every": 500,  # StepLR(step_size=500): lr *= lr_decay every 500 steps
-        "stop_on": "val_loss",  # early stopping monitor (callbacks.EarlyStopping watched the val loss)
-        "val_size": 10000,  # the report's validation split
-        "data_seed": 309,  # np.random.seed(309) in test_train.py: the report's exact split
-        "data_dir": None,  # None: jaxlabs.data.load_dataset's search (JAXLABS_DATA_DIR, ...)
-        "dataset": "mnist",  # or "fashion_mnist" (Lab E's hand-written MLP vs the library's)
-    }
-    traced_defaults = {
-        "lr": 0.01,  # the report's
-        "momentum": 0.9,  # MomentGD's mu (unused by "sgd")
-        "l2": 0.0,  # coupled L2 on the weight matrices (the report's SGD scripts: 1e-4)
-        "lr_decay": 1.0,  # StepLR gamma; 1 = constant lr, which reproduces the base run (regularised: 0.5)
-        "patience": 0.0,  # early stopping patience in epochs; 0 = off (regularised run: 3)
-        "min_delta": 0.001,  # EarlyStopping(min_delta=0.001)
-    }
+    options = (
+        static_option("path", str, "scratch", "the hand-written jax.numpy framework, or the same network with "
+                      "Flax + Optax", choices=PATHS),
+        static_option("optimizer", str, "momentgd", "MomentGD (the report's best) or SGD (its base)",
+                      choices=OPTIMIZERS),
+        static_option("epochs", int, 10, "epochs: 10 x 391 = 3910 steps, the report's \"4k\"; 5 is its \"2k\"", low=1),
+        static_option("batch_size", int, 128, "mini-batch size (RunnerM(batch_size=128): 391 steps per epoch)", low=1),
+        static_option("width", int, 600, "hidden units (Model_MLP([784, 600, 10]))", low=1),
+        static_option("depth", int, 1, "hidden layers", low=1),
+        static_option("initializer", str, "xavier_normal", "the report's Linear: N(0, 2/(in+out)), zero bias; "
+                      "or pytorch", choices=tuple(scratch.INIT_SCHEMES)),
+        static_option("dropout", float, 0.0, "dropout rate after each hidden ReLU (the regularised run: 0.2)",
+                      low=0, high=1, high_open=True),
+        static_option("decay_every", int, 500, "StepLR step_size: lr *= lr_decay every this many steps", low=1),
+        static_option("stop_on", str, "val_loss", "early stopping monitor (the report's EarlyStopping watched the "
+                      "val loss)", choices=STOP_ON),
+        static_option("val_size", int, 10000, "validation images held out (the report's split)", low=1),
+        static_option("data_seed", int, 309, "np.random.seed(309) in the report's test_train.py: its exact split",
+                      low=0),
+        static_option("data_dir", str, None, "folder with the dataset's files (default: $JAXLABS_DATA_DIR and the "
+                      "usual places)", none_ok=True),
+        static_option("dataset", str, "mnist", "or fashion_mnist (Lab E's hand-written MLP vs the library's)",
+                      choices=DATASETS),
+        traced_option("lr", 0.01, "learning rate (the report's)", low=0, low_open=True),
+        traced_option("momentum", 0.9, "MomentGD's mu (unused by sgd)", low=0, high=1, high_open=True),
+        traced_option("l2", 0.0, "coupled L2 on the weight matrices (the report's SGD scripts: 1e-4)",
+                      low=0, high=1, high_open=True),
+        traced_option("lr_decay", 1.0, "StepLR gamma; 1 = constant lr, which reproduces the base run "
+                      "(regularised: 0.5)", low=0, high=1, low_open=True),
+        traced_option("patience", 0.0, "early stopping patience in epochs; 0 = off (regularised run: 3)", low=0),
+        traced_option("min_delta", 0.001, "early stopping's smallest improvement (EarlyStopping(min_delta=0.001))",
+                      low=0),
+    )
     chunk = 1  # an epoch is 391 steps: tick the progress bar every epoch
     lr_grid = (0.003, 0.01, 0.03)
     primary_metric = "test_acc"
+    figures = ("loss", "accuracy")
     higher_better = frozenset({"test_acc", "val_acc"})
 
-    def check(self, static: dict) -> None:
-        for k, choices in (("path", PATHS), ("optimizer", OPTIMIZERS), ("stop_on", STOP_ON), ("dataset", DATASETS),
-                           ("initializer", scratch.INIT_SCHEMES)):
-            if static[k] not in choices:
-                raise ValueError(f"mnist-scratch: {k} must be one of {', '.join(choices)}, got {static[k]!r}")
-        for k in ("epochs", "batch_size", "width", "depth", "decay_every", "val_size"):
-            if not isinstance(static[k], (int, np.integer)) or static[k] < 1:
-                raise ValueError(f"mnist-scratch: {k} must be a positive integer, got {static[k]!r}")
-        if not 0.0 <= static["dropout"] < 1.0:
-            raise ValueError(f"mnist-scratch: dropout must be in [0, 1), got {static['dropout']!r}")
-
     def build(self, static: dict):
-        self.check(static)
         data = {k: jnp.asarray(v) for k, v in
                 mnist_splits(static["data_dir"], static["val_size"], static["data_seed"], static["dataset"]).items()}
         n_train, features = data["train_x"].shape
@@ -166,10 +165,10 @@ class ScratchTask(Task):
             def predict(params, x):
                 return scratch.mlp_forward(params, x)[0]
 
-            def init_opt(params, hp):
+            def init_opt(params, tx):
                 return jax.tree.map(jnp.zeros_like, params) if momentgd else ()
 
-            def step(params, opt_state, x, y, mask, key, hp, count):
+            def step(params, opt_state, x, y, mask, key, hp, count, tx):
                 loss, grads = scratch.mlp_loss_and_grads(params, x, y, mask, key if rate > 0 else None,
                                                          rate, hp["l2"])
                 if momentgd:
@@ -181,46 +180,41 @@ class ScratchTask(Task):
             def predict(params, x):
                 return model.apply({"params": params}, x)
 
-            def init_opt(params, hp):
-                return library_tx(hp).init(params)
+            def init_opt(params, tx):
+                return tx.init(params)
 
-            def step(params, opt_state, x, y, mask, key, hp, count):
+            def step(params, opt_state, x, y, mask, key, hp, count, tx):
                 def loss_fn(p):
                     return masked_ce(model.apply({"params": p}, x, train=True, rngs={"dropout": key}), y, mask)
 
                 loss, grads = jax.value_and_grad(loss_fn)(params)
-                updates, opt_state = library_tx(hp).update(grads, opt_state, params)  # its own count = ours
+                updates, opt_state = tx.update(grads, opt_state, params)  # its own count = ours
                 return optax.apply_updates(params, updates), opt_state, loss
 
         def evaluate(params, d, split):
             logits = predict(params, pixels(d[f"{split}_x"]))  # (n, 10)
             return scratch.cross_entropy(logits, d[f"{split}_y"]), scratch.accuracy(logits, d[f"{split}_y"])
 
-        defaults = dict(self.traced_defaults)
-
-        def init(key, hp, d):
-            hp = {**defaults, **hp}  # a name the sweep does not vary is a constant
-            init_key, data_key = jax.random.split(key)
-            layers = init_params(init_key)
+        def init(key, hp, d, tx):
+            layers = init_params(key)
             params = layers if static["path"] == "scratch" else to_flax(layers)
-            return {"params": params, "opt_state": init_opt(params, hp), "step": jnp.int32(0),
-                    "key": data_key, "early_stop": scratch.early_stop_init()}
+            return {"params": params, "opt_state": init_opt(params, tx), "step": jnp.int32(0),
+                    "early_stop": scratch.early_stop_init()}
 
-        def epoch(carry, hp, d, e):
+        def epoch(carry, hp, d, e, key, tx):
             del e
-            hp = {**defaults, **hp}
             val_loss, val_acc = evaluate(carry["params"], d, "val")
             test_loss, test_acc = evaluate(carry["params"], d, "test")
             watched = val_loss if static["stop_on"] == "val_loss" else -val_acc
             early_stop, stop = scratch.early_stop_update(carry["early_stop"], watched, hp["patience"], hp["min_delta"])
-            key, perm_key, drop_key = jax.random.split(carry["key"], 3)
-            idx, mask = batch_indices(perm_key, n_train, batch_size)  # (steps, batch)
+            perm_key, drop_key = jax.random.split(key)
+            idx, mask = padded_batches(*batch_order(perm_key, n_train, batch_size))  # (steps, batch)
 
             def body(state, batch):
                 params, opt_state, count = state
                 rows, m, k = batch
                 params, opt_state, loss = step(params, opt_state, pixels(d["train_x"][rows]), d["train_y"][rows],
-                                               m, k, hp, count)
+                                               m, k, hp, count, tx)
                 return (params, opt_state, count + 1), loss * jnp.sum(m)
 
             (params, opt_state, count), weighted = jax.lax.scan(
@@ -231,7 +225,7 @@ class ScratchTask(Task):
             logs = {"loss": jnp.sum(weighted) / n_train, "val_loss": val_loss, "val_acc": val_acc,
                     "test_acc": test_acc, "test_loss": test_loss,
                     "update_norm": moved}  # the report's "parameters really change" check, per epoch
-            new = {"params": params, "opt_state": opt_state, "step": count, "key": key, "early_stop": early_stop}
+            new = {"params": params, "opt_state": opt_state, "step": count, "early_stop": early_stop}
             return new, logs, stop
 
         def finish(carry, hp, d):
@@ -240,4 +234,5 @@ class ScratchTask(Task):
             return {"test_acc": test_acc, "test_loss": test_loss, "val_acc": val_acc, "val_loss": val_loss,
                     "steps": carry["step"]}
 
-        return Trainer(init, epoch, finish, max_epochs=static["epochs"], monitor="loss"), data
+        return Trainer(init, epoch, finish, max_epochs=static["epochs"], monitor="loss",
+                       optimizer=library_tx if static["path"] == "library" else None), data
