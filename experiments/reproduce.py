@@ -42,7 +42,7 @@ def parse_args(argv=None):
 
 
 def list_studies() -> str:
-    from jaxlabs.studies import resolve
+    from jaxlabs.catalogue import resolve
 
     lines = []
     for s in resolve("all"):
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     from jaxlabs.data import DatasetNotFoundError
     from jaxlabs.reproduce import rewrite_report, run_study, write_index
     from jaxlabs.report import check_writable
-    from jaxlabs.studies import resolve
+    from jaxlabs.catalogue import resolve
 
     if args.list:
         print(list_studies())

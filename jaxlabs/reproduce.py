@@ -9,22 +9,24 @@ import time
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from jaxlabs import plots
 from jaxlabs.results import fmt_num, format_table, mean_std, write_records
-from jaxlabs.studies import CLEAR_PAIRS, Original, Study, resolve
+from jaxlabs.catalogue import STUDIES
+from jaxlabs.studies import SEED_TEST_LEVEL, Claim, ClaimVerdict, MetricDirection, Original, Outcome, Study
 from jaxlabs.sweep import GroupResult, SweepResult, run_group
 from jaxlabs.tasks import get_task
 
-HIGHER_IS_BETTER = ("acc", "r2")  # metric names containing these: larger is better
 QUICK_CAPPED = ("n", "epochs", "synthetic")  # --quick caps these even where a setting varies them
 
 
-def better_high(metric: str) -> bool:
-    return any(h in metric for h in HIGHER_IS_BETTER)
+def metric_direction(study: Study, task) -> MetricDirection:
+    """Whether larger is better for a metric of ``study``, as its task declares; a metric read off
+    a curve (``study.curve_points``) has its curve's direction."""
+    return lambda metric: task.higher_is_better(study.curve_points.get(metric, (metric,))[0])
 
 
 def setting_static(study: Study, task, setting, quick: bool, data_dir: str | None) -> dict:
@@ -67,7 +69,7 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
                 for k, v in numbers.items():
                     hp[k].append(float(v))
         desc = f"{study.key} [{', '.join(s.label for s in settings)}] ({len(member_seeds)} members)"
-        g = run_group(trainer, data, member_seeds, dict(hp), static=statics[key], chunk=task.chunk,
+        g = run_group(trainer, data, member_seeds, dict(hp), static=statics[key], labels=labels, chunk=task.chunk,
                       progress=progress, desc=desc)
         groups.append((g, labels))
     wall = round(time.perf_counter() - t0, 2)  # as results.json keeps it: a rewritten report reads the same
@@ -117,7 +119,9 @@ def summarize_setting(rows: list[dict], metrics: Sequence[str]) -> dict:
     return out
 
 
-def judge(o: Original, s: dict) -> str:
+def judge(o: Original, s: dict, higher_is_better: bool) -> str:
+    """One original number against the seeds of its setting (``higher_is_better``: its metric's
+    direction, for the luck of a value outside the spread)."""
     n = s["members"]
     if o.kind == "diverged":
         return (f"agrees: {s['diverged']}/{n} seeds diverged" if s["diverged"] else
@@ -140,7 +144,7 @@ def judge(o: Original, s: dict) -> str:
     lo, hi = float(v.min()), float(v.max())
     if lo <= o.value <= hi:
         return f"within the seeds' spread ({fmt_num(lo)} - {fmt_num(hi)})"
-    orig_better = (o.value > hi) if better_high(o.metric) else (o.value < lo)
+    orig_better = (o.value > hi) if higher_is_better else (o.value < lo)
     luck = "a lucky run" if orig_better else "an unlucky run"
     side = "better" if orig_better else "worse"
     return f"outside: {side} than every seed ({fmt_num(lo)} - {fmt_num(hi)}): {luck}, or a setup difference"
@@ -178,17 +182,23 @@ def rewrite_report(study: Study, out: Path) -> dict:
             "quick": bool(meta.get("quick")), "lines": lines}
 
 
-def judge_claim(claim, summary: dict) -> tuple[str, Optional[bool], Optional[bool], Optional[float]]:
-    """(text, holds on the medians?, do the seed pairs decide it?, share of seed pairs that agree
-    with the claim). Decided: at least ``CLEAR_PAIRS`` of the pairs agree (holds) or at most
-    ``1 - CLEAR_PAIRS`` do (does not hold); in between, the two settings overlap and the medians'
-    order is seed noise. The last two are None for claims that are not a two-setting comparison."""
-    ok = claim.check(summary)
-    pairs = getattr(claim.check, "pairs", None)
-    share = pairs(summary) if pairs is not None and ok is not None else None
-    if share is None:
-        return claim.text, ok, None, None
-    return claim.text, ok, (share >= CLEAR_PAIRS if ok else share <= 1 - CLEAR_PAIRS), share
+def claim_line(v: ClaimVerdict, claim: Claim) -> str:
+    """The report's line for one verdict: the outcome, the claim, the test's numbers."""
+    lean = {True: "agree", False: "disagree", None: "are equal"}[v.leaning]
+    head = v.outcome.value
+    if v.outcome in (Outcome.NOISE, Outcome.MEDIANS_ONLY):
+        head += f" (the {claim.estimate} {lean})"
+    if v.outcome in (Outcome.NO_DATA, Outcome.MEDIANS_ONLY):
+        return f"- {head}: {v.text} ({v.why})"
+    p = f"p = {v.p:.2g}" if v.outcome != Outcome.FAILS else f"p = {v.p_opposite:.2g} for the opposite"
+    return f"- {head}: {v.text} ({p}; {v.share:.0%} of seed pairs agree)"
+
+
+def claims_verdict(verdicts: list[ClaimVerdict]) -> str:
+    """"k/n of its conclusions hold (...)": medians-only and undecided claims never count as holding."""
+    count = {o: sum(v.outcome is o for v in verdicts) for o in Outcome}
+    notes = [f"{count[o]} {o.value}" for o in (Outcome.NOISE, Outcome.MEDIANS_ONLY, Outcome.NO_DATA) if count[o]]
+    return f"{count[Outcome.HOLDS]}/{len(verdicts)} of its conclusions hold" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def write_report(study: Study, task, summary: dict, figures: list[str], seeds, wall: float, quick: bool,
@@ -199,6 +209,7 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
     headers += [f"{names.get(m, m)} (mean +- std)" for m in study.metrics]
     headers += ["original (report)", "verdict"]
     rows, n_orig, n_ok = [], 0, 0
+    direction = metric_direction(study, task)
     for s in study.settings:
         if s.label not in summary:  # --quick ran two settings
             rows.append([s.label] + ["not run (--quick)"] + [""] * (len(headers) - 4)
@@ -211,22 +222,17 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
         if not s.originals:
             rows.append(base + ["-", "-"])
         for i, o in enumerate(s.originals):
-            verdict = judge(o, sm)
+            verdict = judge(o, sm, direction(o.metric))
             n_orig += 1
             n_ok += verdict.startswith(("within", "agrees"))
             label = f"{names.get(o.metric, o.metric)}: {o.text}" if o.metric else o.text
             rows.append((base if i == 0 else [""] * len(base)) + [label, verdict])
-    claims = [judge_claim(c, summary) for c in study.claims]
+    claims = [c.judge(summary, direction) for c in study.claims]
     parts = []
     if n_orig:
         parts.append(f"{n_ok}/{n_orig} of the report's numbers reproduced within the seeds' spread")
     if claims:
-        n_hold = sum(ok is True and clear is not False for _, ok, clear, _ in claims)
-        n_noise = sum(clear is False for _, _, clear, _ in claims)
-        n_none = sum(ok is None for _, ok, _, _ in claims)
-        notes = ([f"{n_noise} within the seeds' noise"] if n_noise else []) + \
-                ([f"{n_none} undecided: no data"] if n_none else [])
-        parts.append(f"{n_hold}/{len(claims)} of its conclusions hold" + (f" ({'; '.join(notes)})" if notes else ""))
+        parts.append(claims_verdict(claims))
     verdict = "; ".join(parts) or "no numbers in the report to compare"
     lines = [
         f"# {study.key}: {study.title}", "",
@@ -244,16 +250,13 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
               "and largest seed.", "", format_table(headers, rows), ""]
     if claims:
         lines += ["## The report's conclusions", ""]
-        lines += ["A comparison of two settings holds when their seeds' medians are in the claimed order "
-                  f"and at least {CLEAR_PAIRS:.0%} of the (seed, seed) pairs agree; it does not hold when "
-                  f"at most {1 - CLEAR_PAIRS:.0%} agree. In between the settings overlap: the difference "
-                  "is within the seeds' noise, whichever way the medians fall.", ""]
-        word = {True: "holds", False: "does not hold", None: "cannot tell (no seed gave a value)"}
-        side = {True: "the medians agree", False: "the medians disagree"}
-        for text, ok, clear, share in claims:
-            head = f"within the seeds' noise ({side[ok]})" if clear is False else word[ok]
-            tail = f" ({share:.0%} of seed pairs agree)" if share is not None else ""
-            lines.append(f"- {head}: {text}{tail}")
+        tests = dict.fromkeys(c.test for c in study.claims)
+        lines += [f"Each conclusion is decided over the seeds at the {SEED_TEST_LEVEL:.0%} level: "
+                  + "; ".join(tests) + ". It holds when the test rejects in the claimed direction and does "
+                  "not hold when it rejects in the opposite one; otherwise it is within the seeds' noise, "
+                  "whichever way the medians fall. A conclusion the seeds cannot test is marked \"medians "
+                  "only\" and never counts as holding.", ""]
+        lines += [claim_line(v, c) for v, c in zip(claims, study.claims)]
         lines.append("")
     per_class = [f for f in figures if f.startswith("per_class")]
     if figures:
@@ -346,7 +349,7 @@ def write_index(results: list[dict], skipped: list[tuple[str, str]], out: Path) 
     earlier into the same folder (their ``results.json``) are listed too, marked with their command,
     so running one lab after another builds one index."""
     out = Path(out)
-    order = {s.key: i for i, s in enumerate(resolve("all"))}
+    order = {s.key: i for i, s in enumerate(STUDIES)}
     rows = {r["study"]: {**r, "earlier": None} for r in results}
     for path in sorted(out.glob("*/results.json")):
         if path.parent.name in rows:

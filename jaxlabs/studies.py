@@ -1,14 +1,23 @@
-"""Every study of the lab reports as data: its settings, its grid, the report's numbers.
+"""Every study of the lab reports as data: its settings, its grid, the report's numbers and
+conclusions.
 
 A :class:`Study` varies one thing. Its settings that share a static configuration run as one
 vmapped program (their traced numbers differ per member); settings that change the program
 (depth, width, N, ...) run one after another. Each setting carries the original report's result
 so the regenerated table can put it beside the distribution over seeds and say whether it fits.
+The report's conclusions are typed claims (:class:`Compare`, :class:`MoreConverged`,
+:class:`Similar`, :class:`GainsMore`), each decided by a one-sided test over the seeds, since a
+single run per setting, as the reports had, cannot tell a difference from seed noise. The studies
+themselves are in :mod:`jaxlabs.catalogue`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from enum import Enum
+from typing import Callable, ClassVar, Optional
+
+import numpy as np
+from scipy.stats import fisher_exact, mannwhitneyu
 
 
 @dataclass(frozen=True)
@@ -55,12 +64,240 @@ class Setting:
     originals: tuple[Original, ...] = ()
 
 
+# ---------------------------------------------------------------- the report's conclusions
+# Every conclusion is decided by a one-sided test over the seeds at this level (it rejects when
+# p <= the level), whatever the seed count: a share-of-pairs threshold (the 84% that was used) is
+# the right one for 5 seeds against 5 only.
+SEED_TEST_LEVEL = 0.05
+
+
+class Outcome(str, Enum):
+    HOLDS = "holds"
+    FAILS = "does not hold"
+    NOISE = "within the seeds' noise"
+    MEDIANS_ONLY = "medians only"  # the seeds could not be tested: never counted as holding
+    NO_DATA = "undecided: no data"
+
+
 @dataclass(frozen=True)
-class Claim:
-    """A comparison the report drew across settings, checked on the seeds' medians."""
+class ClaimVerdict:
+    """How the seeds judge one claim. ``p``: the test's p-value for the claim, ``p_opposite``: for
+    its opposite; ``share``: the share of (seed, seed) pairs that agree with the claim (ties half);
+    ``leaning``: whether the point estimates (medians) fall the claimed way (None: equal)."""
 
     text: str
-    check: Callable[[dict[str, dict]], Optional[bool]]  # label -> summary row -> holds? (None: no data)
+    outcome: Outcome
+    p: Optional[float] = None
+    p_opposite: Optional[float] = None
+    share: Optional[float] = None
+    leaning: Optional[bool] = None
+    why: str = ""  # for NO_DATA and MEDIANS_ONLY: what was missing
+
+
+MetricDirection = Callable[[str], bool]  # metric -> is larger better (the task declares it)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A conclusion the report drew across settings, in its own words (``text``)."""
+
+    text: str
+    test: ClassVar[str]  # how the seeds decide it, named in each report.md
+    estimate: ClassVar[str] = "medians"  # the point estimates whose order ``leaning`` gives
+
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics it reads, so every study summarises them."""
+        return ()
+
+    def labels(self) -> tuple[str, ...]:
+        """The settings it compares."""
+        raise NotImplementedError
+
+    def judge(self, rows: dict[str, dict], higher_is_better: MetricDirection) -> ClaimVerdict:
+        """Decide the claim on ``rows`` (setting label -> summary with per-seed values)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Compare(Claim):
+    """Setting ``a`` is better than ``b`` on ``metric``, better as the task declares the metric's
+    direction. ``higher`` overrides it for a claim about a metric with no natural better ("costs
+    more time", "a higher final train loss"): True claims a's values are higher, False lower."""
+
+    metric: str
+    a: str
+    b: str
+    higher: Optional[bool] = None
+    test: ClassVar[str] = ("a comparison of two settings by a one-sided Mann-Whitney U test on the seeds' "
+                           "values (a seed that did not converge counts as the slowest)")
+
+    def metrics(self):
+        return (self.metric,)
+
+    def labels(self):
+        return (self.a, self.b)
+
+    def judge(self, rows, higher_is_better):
+        xs, ys = seed_values(rows, self.a, self.metric), seed_values(rows, self.b, self.metric)
+        missing = no_values(self, xs, ys)
+        if missing:
+            return ClaimVerdict(self.text, Outcome.NO_DATA, why=missing)
+        higher = higher_is_better(self.metric) if self.higher is None else self.higher
+        p, p_opposite = mann_whitney(xs, ys, higher)
+        return ClaimVerdict(self.text, decide(p, p_opposite), p, p_opposite, pair_share(xs, ys, higher),
+                            order(np.median(xs), np.median(ys), higher))
+
+
+@dataclass(frozen=True)
+class MoreConverged(Claim):
+    """Setting ``a`` converges more often than ``b`` (a diverged seed did not converge)."""
+
+    a: str
+    b: str
+    test: ClassVar[str] = ("\"converges more often\" by a one-sided Fisher exact test on the counts of seeds "
+                           "that converged and did not")
+    estimate: ClassVar[str] = "converged shares"
+
+    def labels(self):
+        return (self.a, self.b)
+
+    def judge(self, rows, higher_is_better):
+        if self.a not in rows or self.b not in rows:
+            return ClaimVerdict(self.text, Outcome.NO_DATA, why=f"{self.b if self.a in rows else self.a} was not run")
+        (ca, na), (cb, nb) = ((rows[s]["converged"], rows[s]["members"]) for s in (self.a, self.b))
+        table = [[ca, na - ca], [cb, nb - cb]]
+        p = float(fisher_exact(table, alternative="greater").pvalue)
+        p_opposite = float(fisher_exact(table, alternative="less").pvalue)
+        return ClaimVerdict(self.text, decide(p, p_opposite), p, p_opposite,
+                            pair_share(np.arange(na) < ca, np.arange(nb) < cb, higher=True),  # 1: converged
+                            order(ca / na, cb / nb, higher=True))
+
+
+@dataclass(frozen=True)
+class Similar(Claim):
+    """Settings ``a`` and ``b`` differ by less than ``margin`` on ``metric`` ("10 epochs change
+    little"): an equivalence, so it takes two tests, one against each side of the margin."""
+
+    metric: str
+    a: str
+    b: str
+    margin: float
+    test: ClassVar[str] = ("\"within a margin\" by two one-sided Mann-Whitney U tests on the values shifted "
+                           "by the margin (TOST: it holds when both reject, and does not hold when a "
+                           "one-sided test at half the level finds the difference beyond the margin)")
+
+    def metrics(self):
+        return (self.metric,)
+
+    def labels(self):
+        return (self.a, self.b)
+
+    def judge(self, rows, higher_is_better):
+        xs, ys = seed_values(rows, self.a, self.metric), seed_values(rows, self.b, self.metric)
+        missing = no_values(self, xs, ys)
+        if missing:
+            return ClaimVerdict(self.text, Outcome.NO_DATA, why=missing)
+        m = self.margin
+        above_lower_edge, _ = mann_whitney(xs + m, ys, higher=True)  # a - b > -margin
+        below_upper_edge, _ = mann_whitney(xs - m, ys, higher=False)  # a - b < margin
+        beyond_upper, _ = mann_whitney(xs - m, ys, higher=True)  # a - b > margin
+        beyond_lower, _ = mann_whitney(xs + m, ys, higher=False)  # a - b < -margin
+        p = max(above_lower_edge, below_upper_edge)
+        p_opposite = min(1.0, 2 * min(beyond_upper, beyond_lower))  # two ways to differ: Bonferroni
+        share = float(np.mean(np.abs(xs[:, None] - ys[None, :]) < m))
+        return ClaimVerdict(self.text, decide(p, p_opposite), p, p_opposite, share,
+                            bool(abs(np.median(xs) - np.median(ys)) < m))
+
+
+@dataclass(frozen=True)
+class GainsMore(Claim):
+    """Setting ``a`` gains more than ``b`` between two points of one curve (``start`` and ``end``,
+    metrics of ``Study.curve_points``): "accuracy jumps when the lr drops". A gain is an
+    improvement in the curve's declared direction, taken per seed."""
+
+    start: str
+    end: str
+    a: str
+    b: str
+    test: ClassVar[str] = "a larger gain along a curve by a one-sided Mann-Whitney U test on each seed's gain"
+    estimate: ClassVar[str] = "median gains"
+
+    def metrics(self):
+        return (self.start, self.end)
+
+    def labels(self):
+        return (self.a, self.b)
+
+    def judge(self, rows, higher_is_better):
+        sign = 1.0 if higher_is_better(self.end) else -1.0
+        ends = {s: seed_values(rows, s, self.end) for s in (self.a, self.b)}
+        starts = {s: seed_values(rows, s, self.start) for s in (self.a, self.b)}
+        missing = no_values(self, ends[self.a], ends[self.b]) or no_values(self, starts[self.a], starts[self.b])
+        if missing:
+            return ClaimVerdict(self.text, Outcome.NO_DATA, why=missing)
+        unpaired = [s for s in (self.a, self.b) if starts[s].size != ends[s].size]
+        if unpaired:  # some seed lacks one of the two points: no per-seed gain to test
+            gain = {s: sign * (np.median(ends[s]) - np.median(starts[s])) for s in (self.a, self.b)}
+            return ClaimVerdict(self.text, Outcome.MEDIANS_ONLY, leaning=order(gain[self.a], gain[self.b], True),
+                                why=f"{', '.join(unpaired)}: not every seed has both {self.start} and {self.end}")
+        xs, ys = (sign * (ends[s] - starts[s]) for s in (self.a, self.b))
+        p, p_opposite = mann_whitney(xs, ys, higher=True)
+        return ClaimVerdict(self.text, decide(p, p_opposite), p, p_opposite, pair_share(xs, ys, higher=True),
+                            order(np.median(xs), np.median(ys), higher=True))
+
+
+def seed_values(rows: dict[str, dict], label: str, metric: str) -> Optional[np.ndarray]:
+    """A setting's per-seed values of ``metric`` (None: the setting was not run). Epochs to
+    converge exist only for seeds that converged; every other seed counts as slower (inf)."""
+    if label not in rows:
+        return None
+    values = np.asarray(rows[label].get(metric, ()), np.float64)
+    if metric == "converged_epoch":
+        values = np.r_[values, np.full(rows[label]["members"] - values.size, np.inf)]
+    return values
+
+
+def no_values(claim: Claim, *values: Optional[np.ndarray]) -> str:
+    """Why ``claim`` cannot be tested on ``values`` (one array per setting it compares), or ""."""
+    labels = claim.labels()
+    for label, v in zip(labels, values):
+        if v is None:
+            return f"{label} was not run"
+        if not v.size:
+            return f"no seed of {label} gave a value"
+    if not any(np.isfinite(v).any() for v in values):  # epochs to converge: no seed converged
+        return f"no seed of {' or '.join(labels)} gave a value"
+    return ""
+
+
+def mann_whitney(xs: np.ndarray, ys: np.ndarray, higher: bool) -> tuple[float, float]:
+    """One-sided Mann-Whitney U p-values that ``xs`` are higher (``higher``) or lower than ``ys``,
+    and the same for the opposite direction. Exact for small samples without ties."""
+    claimed, opposite = ("greater", "less") if higher else ("less", "greater")
+    return (float(mannwhitneyu(xs, ys, alternative=claimed).pvalue),
+            float(mannwhitneyu(xs, ys, alternative=opposite).pvalue))
+
+
+def decide(p: float, p_opposite: float) -> Outcome:
+    if p <= SEED_TEST_LEVEL:
+        return Outcome.HOLDS
+    if p_opposite <= SEED_TEST_LEVEL:
+        return Outcome.FAILS
+    return Outcome.NOISE
+
+
+def pair_share(xs, ys, higher: bool) -> float:
+    """The share of pairs (x from ``xs``, y from ``ys``) where x is the higher (``higher``) or the
+    lower, ties counting half: the Mann-Whitney U statistic over its maximum."""
+    xs, ys = np.asarray(xs, np.float64)[:, None], np.asarray(ys, np.float64)[None, :]
+    wins = (xs > ys) if higher else (xs < ys)
+    return float(np.mean(wins + 0.5 * (xs == ys)))
+
+
+def order(x: float, y: float, higher: bool) -> Optional[bool]:
+    """Whether ``x`` is on the claimed side of ``y`` (None: equal)."""
+    return None if x == y else bool(x > y) == higher
+
 
 
 @dataclass(frozen=True)
@@ -91,86 +328,8 @@ class Study:
     def summary_metrics(self) -> tuple[str, ...]:
         """What to summarise per setting: the table's metrics, then any other that a claim or an
         original number compares (``final_loss``, say), so no comparison lacks its values."""
-        compared = [getattr(c.check, "metric", "") for c in self.claims]
+        compared = [m for c in self.claims for m in c.metrics()]
         compared += [o.metric for s in self.settings for o in s.originals]
         return tuple(dict.fromkeys([*self.metrics, *(m for m in compared if m)]))
 
 
-def _median(label: str, metric: str) -> Callable[[dict], Any]:
-    # a setting that was not run (--quick runs two) or a metric not summarised: no value
-    return lambda rows: rows.get(label, {}).get(f"{metric}_median")
-
-
-# A comparison of two settings is decided when at least this share of the (seed of a, seed of b)
-# pairs agree with it (it holds) or at most 1 - this share do (it does not): for 5 seeds against 5,
-# the one-sided Mann-Whitney U test at the 5% level (U >= 21 of 25). In between the settings
-# overlap and the order of their medians is seed noise (``jaxlabs.reproduce.judge_claim``).
-CLEAR_PAIRS = 0.84
-
-
-def pair_share(xs, ys) -> Optional[float]:
-    """The share of pairs (x from ``xs``, y from ``ys``) with x < y, ties counting half: the
-    Mann-Whitney U statistic over its maximum. None when either side has no value."""
-    xs, ys = [float(x) for x in xs], [float(y) for y in ys]
-    if not xs or not ys:
-        return None
-    wins = sum((x < y) + 0.5 * (x == y) for x in xs for y in ys)
-    return wins / (len(xs) * len(ys))
-
-
-def lower(metric: str, a: str, b: str) -> Callable[[dict], bool]:
-    """Setting ``a``'s median ``metric`` is below ``b``'s (a missing median counts as worse).
-    ``check.pairs(rows)`` gives the share of seed pairs that agree (see :data:`CLEAR_PAIRS`);
-    ``check.metric`` names the metric, so the report summarises it even when it is no column."""
-
-    def check(rows):
-        x, y = _median(a, metric)(rows), _median(b, metric)(rows)
-        if x is None and y is None:
-            return None  # neither produced a value (e.g. no seed converged): cannot tell
-        return x is not None and (y is None or x < y)
-
-    def pairs(rows):
-        if a not in rows or b not in rows:
-            return None
-        return pair_share(rows[a].get(metric, ()), rows[b].get(metric, ()))
-
-    check.pairs, check.metric = pairs, metric
-    return check
-
-
-def higher(metric: str, a: str, b: str) -> Callable[[dict], Optional[bool]]:
-    """Setting ``a``'s median ``metric`` is above ``b``'s (with ``.pairs`` as :func:`lower`)."""
-    return lower(metric, b, a)
-
-
-def more_converged(a: str, b: str) -> Callable[[dict], Optional[bool]]:
-    def check(rows):
-        if a not in rows or b not in rows:
-            return None
-        return rows[a]["converged"] / rows[a]["members"] > rows[b]["converged"] / rows[b]["members"]
-
-    return check
-
-
-REGISTRY: dict[str, Study] = {}
-
-
-def register(*studies: Study) -> None:
-    for s in studies:
-        if s.key in REGISTRY:
-            raise ValueError(f"study {s.key} defined twice")
-        REGISTRY[s.key] = s
-
-
-def resolve(name: str) -> list[Study]:
-    """A study key ("A-depth"), a lab letter ("A": all its studies) or "all"."""
-    from jaxlabs import lab_studies  # noqa: F401  (registers every study)
-
-    if name.lower() == "all":
-        return list(REGISTRY.values())
-    if name.upper() in {s.lab for s in REGISTRY.values()}:
-        return [s for s in REGISTRY.values() if s.lab == name.upper()]
-    for key, s in REGISTRY.items():
-        if key.lower() == name.lower():
-            return [s]
-    raise ValueError(f"unknown study {name!r}; run --list to see them (or give a lab letter, or all)")
