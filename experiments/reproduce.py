@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from jaxlabs.data import DatasetNotFoundError
     from jaxlabs.reproduce import rewrite_report, run_study, write_index
-    from jaxlabs.report import check_writable
+    from jaxlabs.results import check_writable
     from jaxlabs.catalogue import resolve
 
     if args.list:

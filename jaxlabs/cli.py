@@ -41,13 +41,6 @@ def positive_float_list(flag: str, example: str):
     return parse
 
 
-def positive_float(text: str) -> float:
-    v = _number(text, "")
-    if not (v > 0 and v != float("inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0")
-    return v
-
-
 def int_at_least(low: int):
     def parse(text: str) -> int:
         try:
@@ -60,31 +53,3 @@ def int_at_least(low: int):
 
     parse.__name__ = f"integer >= {low}"
     return parse
-
-
-def float_in(low: float, high: float, flag: str, include_high: bool = False):
-    """A number in [low, high) (or [low, high])."""
-
-    def parse(text: str) -> float:
-        v = _number(text, flag)
-        ok = low <= v <= high if include_high else low <= v < high
-        if not ok:
-            raise argparse.ArgumentTypeError(f"{text!r} must be in [{low:g}, {high:g}{']' if include_high else ')'}")
-        return v
-
-    return parse
-
-
-def checked(parse):
-    """Validate a flag's text with ``parse`` (a ValueError becomes argparse's one-line error naming
-    the flag) but keep the text itself, so records and CSV show what the user typed."""
-
-    def check(text: str) -> str:
-        try:
-            parse(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-        return text
-
-    check.__name__ = getattr(parse, "__name__", "value")
-    return check

@@ -1,6 +1,8 @@
 """Figures for sweeps and reports (matplotlib, Agg backend: works with no screen)."""
 from __future__ import annotations
 
+import os
+from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
@@ -9,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from jaxlabs.results import atomic_write_text, format_table  # noqa: E402
 
 
 def _label(name: str, value) -> str:
@@ -46,8 +50,7 @@ def curves_band(path: Path, curves: np.ndarray, settings: Sequence, setting_name
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, dpi=120)
 
 
 def true_vs_pred(path: Path, panels: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str = "") -> None:
@@ -67,8 +70,7 @@ def true_vs_pred(path: Path, panels: Sequence[tuple[str, np.ndarray, np.ndarray]
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, dpi=120)
 
 
 def fitted_curves(path: Path, x: np.ndarray, truth: np.ndarray,
@@ -90,8 +92,7 @@ def fitted_curves(path: Path, x: np.ndarray, truth: np.ndarray,
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, dpi=120)
 
 
 def confusion_heatmaps(path: Path, mats: Sequence[tuple[str, np.ndarray]], title: str = "") -> None:
@@ -117,8 +118,16 @@ def confusion_heatmaps(path: Path, mats: Sequence[tuple[str, np.ndarray]], title
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=130)
+    _save(fig, path, dpi=130)
+
+
+def _save(fig, path: Path, dpi: int) -> None:
+    """Save aside, then rename into place (a crash never leaves half a PNG), and free the figure."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
+    os.replace(tmp, path)
 
 
 class _quiet_nan:
@@ -132,3 +141,71 @@ class _quiet_nan:
 
     def __exit__(self, *exc):
         return self._w.__exit__(*exc)
+
+
+def _pad(curves: list[np.ndarray]) -> np.ndarray:
+    n = max(c.shape[1] for c in curves)
+    return np.concatenate([np.pad(c.astype(np.float64), ((0, 0), (0, n - c.shape[1])), constant_values=np.nan)
+                           for c in curves])
+
+
+def study_figures(study, task, result, out: Path) -> list[str]:
+    """The figures ``study.figures`` asks for, from a :class:`jaxlabs.sweep.SweepResult` of its
+    members: curves per setting (median and min-max band over seeds), fitted curves, true vs
+    predicted for the best seed, confusion matrices and the per-class table. Returns the file names."""
+    names: list[str] = []
+    groups = result.groups
+    labels = np.asarray([lab for g in groups for lab in g.labels])
+    order = [s.label for s in study.settings if s.label in set(labels.tolist())]
+    tolerance = study.traced.get("tolerance")  # one tolerance for every setting: drawn on the loss
+    hline = tolerance if tolerance and not any("tolerance" in s.traced for s in study.settings) else None
+    for cname in groups[0].curves:
+        if cname != "loss" and not ("acc" in cname and "accuracy" in study.figures):
+            continue
+        curves = _pad([g.curves[cname] for g in groups])
+        name = f"{cname}_curves.png"
+        curves_band(out / name, curves, labels, "setting", ylabel=cname, logy=("acc" not in cname),
+                    hline=hline if cname == "loss" else None,
+                    title=f"{study.key}: {cname}, median and min-max over seeds", order=order)
+        names.append(name)
+    finals = defaultdict(list)
+    for g in groups:
+        for k, v in g.final.items():
+            finals[k].append(np.asarray(v))
+    finals = {k: np.concatenate(v) if all(a.shape[1:] == v[0].shape[1:] for a in v) else None
+              for k, v in finals.items()}
+    if "fit" in study.figures and finals.get("grid_pred") is not None:
+        by_target = defaultdict(list)
+        for s in study.settings:
+            g = next((g for g in groups if s.label in g.labels), None)
+            if g is None:
+                continue
+            by_target[(g.static.get("target"), g.static.get("x_range"))].append((s.label, g.static))
+        for i, (_, items) in enumerate(by_target.items()):
+            fn, label, (lo, hi) = task.resolve_target(items[0][1])
+            x = np.linspace(lo, hi, finals["grid_pred"].shape[1])
+            fits = [(lab, finals["grid_pred"][labels == lab]) for lab, _ in items]
+            name = f"fitted_curves{'' if len(by_target) == 1 else f'_{i}'}.png"
+            fitted_curves(out / name, x, fn(x), fits, title=f"{study.key}: {label}")
+            names.append(name)
+    if "true_vs_pred" in study.figures and finals.get("val_pred") is not None:
+        panels = []
+        score = np.where(np.isfinite(finals["val_mse"]), finals["val_mse"], np.inf)
+        for lab in order:
+            idx = np.flatnonzero(labels == lab)
+            b = idx[np.argmin(score[idx])]
+            panels.append((f"{lab}: val MSE {finals['val_mse'][b]:.3g}", finals["val_true"][b], finals["val_pred"][b]))
+        true_vs_pred(out / "val_true_vs_pred.png", panels, title=f"{study.key}: best seed per setting")
+        names.append("val_true_vs_pred.png")
+    conf = finals.get("confusion")
+    if "confusion" in study.figures and conf is not None:
+        mats = [(lab, conf[labels == lab].sum(0)) for lab in order]
+        confusion_heatmaps(out / "confusion.png", mats, title=f"{study.key}: test confusion, summed over seeds")
+        names.append("confusion.png")
+        pc = finals.get("per_class_acc")
+        if pc is not None:
+            rows = [[lab] + [f"{pc[labels == lab][:, c].mean():.3f}" for c in range(pc.shape[1])] for lab in order]
+            table = format_table(["setting", *[str(c) for c in range(pc.shape[1])]], rows)
+            atomic_write_text(out / "per_class.md", "## Per-class test accuracy (mean over seeds)\n\n" + table)
+            names.append("per_class.md")
+    return names

@@ -1,86 +1,148 @@
-"""Run a sweep and turn it into what a user reads: tables, files, figures."""
+"""A study's ``report.md``: every cell as mean +- std over seeds beside the original report's
+number, a verdict per number, and each of the report's conclusions decided by a seed test.
+
+The one table here is the one every command prints: ``reproduce`` for a report's study,
+``lr_sweep`` for its ad-hoc study (one setting per learning rate).
+"""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
-import numpy as np
+from jaxlabs.results import atomic_write_text, fmt_num, format_table, mean_std
+from jaxlabs.studies import SEED_TEST_LEVEL, Claim, ClaimVerdict, MetricDirection, Original, Outcome, Study
 
-from jaxlabs import plots
-from jaxlabs.results import (check_writable, convergence_table, metric_table, summarize, write_curves,
-                             write_records)
-from jaxlabs.sweep import SweepResult, run_sweep, static_label
-
-__all__ = ["check_writable", "run_and_save", "lr_tables", "plot_sweep", "static_label"]
+METRIC_NAMES = {"converged_epoch": "epochs to converge"}
 
 
-def run_and_save(task, static: dict, seeds: Sequence[int], axes: dict[str, Sequence[float]], out,
-                 *, command: str = "", progress: bool = True) -> SweepResult:
-    """Train the grid, then write results.json / results.csv / curves.npz before any plotting, so
-    a failure while drawing loses nothing. Sets ``result.plots`` to the figure file names."""
-    out = Path(out)
-    result = run_sweep(task, [static], seeds, axes, progress=progress)
-    meta = {"task": task.name, "lab": task.lab, "command": command, "static": static,
-            "seeds": list(seeds), "axes": {k: list(v) for k, v in axes.items()},
-            "timing": [{"static": g.static, "members": g.members, "epochs_run": g.epochs_run,
-                        "compile_s": round(g.compile_s, 3), "run_s": round(g.run_s, 3)}
-                       for g in result.groups]}
-    write_records(out, result.records(), meta)
-    write_curves(out, result)
-    result.plots = plot_sweep(task, result, out, by="lr")
-    return result
+def metric_direction(study: Study, task) -> MetricDirection:
+    """Whether larger is better for a metric of ``study``, as its task declares; a metric read off
+    a curve (``study.curve_points``) has its curve's direction."""
+    return lambda metric: task.higher_is_better(study.curve_points.get(metric, (metric,))[0])
 
 
-def lr_tables(task, result: SweepResult) -> str:
-    """One table per static group: convergence counts where members have a tolerance to reach
-    (a positive ``tolerance``), else the final metric's mean and spread over seeds."""
-    records = result.records()
+def judge(o: Original, s: dict, higher_is_better: bool) -> str:
+    """One original number against the seeds of its setting (``higher_is_better``: its metric's
+    direction, for the luck of a value outside the spread)."""
+    n = s["members"]
+    if o.kind == "diverged":
+        return (f"agrees: {s['diverged']}/{n} seeds diverged" if s["diverged"] else
+                f"disagrees: no seed diverged (0/{n})")
+    if o.kind == "never":
+        k = s["converged"]
+        return f"agrees: 0/{n} seeds converged" if k == 0 else f"disagrees: {k}/{n} seeds converged"
+    if o.kind == "at_least":
+        k = int((s[o.metric] >= o.value).sum())
+        word = "agrees" if 2 * k >= n else "disagrees"
+        return f"{word}: {k}/{n} seeds reached {o.value:g} ({mean_std(s[o.metric])})"
+    if o.kind == "within":
+        k = int((s["converged_epoch"] <= o.value).sum())
+        word = "agrees" if 2 * k >= n else "disagrees"
+        return f"{word}: {k}/{n} seeds converged within {o.value:g} epochs"
+    v = s[o.metric]
+    if not v.size:
+        what = "converged within the budget" if o.metric == "converged_epoch" else "gave a value"
+        return f"outside: no seed {what}"
+    lo, hi = float(v.min()), float(v.max())
+    if lo <= o.value <= hi:
+        return f"within the seeds' spread ({fmt_num(lo)} - {fmt_num(hi)})"
+    orig_better = (o.value > hi) if higher_is_better else (o.value < lo)
+    luck = "a lucky run" if orig_better else "an unlucky run"
+    side = "better" if orig_better else "worse"
+    return f"outside: {side} than every seed ({fmt_num(lo)} - {fmt_num(hi)}): {luck}, or a setup difference"
+
+
+def claim_line(v: ClaimVerdict, claim: Claim) -> str:
+    """The report's line for one verdict: the outcome, the claim, the test's numbers."""
+    lean = {True: "agree", False: "disagree", None: "are equal"}[v.leaning]
+    head = v.outcome.value
+    if v.outcome in (Outcome.NOISE, Outcome.MEDIANS_ONLY):
+        head += f" (the {claim.estimate} {lean})"
+    if v.outcome in (Outcome.NO_DATA, Outcome.MEDIANS_ONLY):
+        return f"- {head}: {v.text} ({v.why})"
+    p = f"p = {v.p:.2g}" if v.outcome != Outcome.FAILS else f"p = {v.p_opposite:.2g} for the opposite"
+    return f"- {head}: {v.text} ({p}; {v.share:.0%} of seed pairs agree)"
+
+
+def claims_verdict(verdicts: list[ClaimVerdict]) -> str:
+    """"k/n of its conclusions hold (...)": medians-only and undecided claims never count as holding."""
+    count = {o: sum(v.outcome is o for v in verdicts) for o in Outcome}
+    notes = [f"{count[o]} {o.value}" for o in (Outcome.NOISE, Outcome.MEDIANS_ONLY, Outcome.NO_DATA) if count[o]]
+    return f"{count[Outcome.HOLDS]}/{len(verdicts)} of its conclusions hold" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def results_table(study: Study, summary: dict, direction: MetricDirection) -> tuple[str, int, int]:
+    """The study's table (a row per setting: converged and diverged counts, each metric's mean +-
+    std over seeds, and, where the report gave numbers, each beside its verdict) and how many of
+    the report's numbers there are and lie within the seeds' spread."""
+    tolerance_study = "converged_epoch" in study.metrics  # otherwise "converged" means nothing
+    with_originals = any(s.originals for s in study.settings)
+    headers = ["setting", *(["converged"] if tolerance_study else []), "diverged"]
+    headers += [f"{METRIC_NAMES.get(m, m)} (mean +- std)" for m in study.metrics]
+    headers += ["original (report)", "verdict"] if with_originals else []
+    rows, n_orig, n_ok = [], 0, 0
+    for s in study.settings:
+        if s.label not in summary:  # --quick ran two settings
+            rows.append([s.label, "not run (--quick)"] + [""] * (len(headers) - 2 - 2 * with_originals)
+                        + (["; ".join(o.text for o in s.originals) or "-", "-"] if with_originals else []))
+            continue
+        sm = summary[s.label]
+        base = [s.label, *([f"{sm['converged']}/{sm['members']}"] if tolerance_study else []),
+                f"{sm['diverged']}/{sm['members']}"]
+        base += [mean_std(sm[m]) for m in study.metrics]
+        if not s.originals:
+            rows.append(base + (["-", "-"] if with_originals else []))
+        for i, o in enumerate(s.originals):
+            verdict = judge(o, sm, direction(o.metric))
+            n_orig += 1
+            n_ok += verdict.startswith(("within", "agrees"))
+            label = f"{METRIC_NAMES.get(o.metric, o.metric)}: {o.text}" if o.metric else o.text
+            rows.append((base if i == 0 else [""] * len(base)) + [label, verdict])
+    return format_table(headers, rows), n_orig, n_ok
+
+
+def write_report(study: Study, task, summary: dict, figures: list[str], seeds, wall: float, quick: bool,
+                 out: Path, command: str) -> tuple[str, list[str], str]:
+    """Write ``out/report.md``; returns the verdict line, the report's lines and its table."""
+    direction = metric_direction(study, task)
+    table, n_orig, n_ok = results_table(study, summary, direction)
+    claims = [c.judge(summary, direction) for c in study.claims]
     parts = []
-    for g in result.groups:
-        rows = [r for r in records if all(r.get(k) == v for k, v in g.static.items())]
-        tol = g.hparams.get("tolerance")
-        table = convergence_table if tol is not None and np.any(np.asarray(tol) > 0) else metric_table
-        parts.append(f"\n{task.name}: {static_label(g.static)}\n"
-                     + table(summarize(rows, ["lr"], task.primary_metric), "lr", task.primary_metric))
-        parts.append(f"compile {g.compile_s:.1f} s, train {g.run_s:.1f} s for {g.members} members "
-                     f"x {g.epochs_run} epochs")
-    return "\n".join(parts)
-
-
-def plot_sweep(task, result: SweepResult, out: Path, by: str = "lr") -> list[str]:
-    """Loss curves per setting with the spread over seeds and, for regression tasks, true vs
-    predicted on the validation set for the best member of each setting."""
-    names = []
-    for gi, g in enumerate(result.groups):
-        suffix = "" if len(result.groups) == 1 else f"_{gi}"
-        settings = g.hparams[by]
-        tol = g.hparams.get("tolerance")
-        hline = float(tol[0]) if tol is not None and np.all(tol == tol[0]) else None
-        name = f"loss_curves{suffix}.png"
-        plots.curves_band(out / name, g.curves["loss"], settings, by, ylabel="train loss", hline=hline,
-                          title=f"{task.name}: train loss, median and min-max over seeds")
-        names.append(name)
-        if "val_pred" in g.final and "val_true" in g.final:
-            panels = []
-            val = np.where(np.isfinite(g.final["val_mse"]), g.final["val_mse"], np.inf)
-            for value in dict.fromkeys(settings.tolist()):
-                idx = np.flatnonzero(settings == value)
-                best = idx[np.argmin(val[idx])]
-                panels.append((f"{by}={value:g}, seed {g.seeds[best]}: val MSE "
-                               f"{g.final['val_mse'][best]:.3g}", g.final["val_true"][best],
-                               g.final["val_pred"][best]))
-            name = f"val_true_vs_pred{suffix}.png"
-            plots.true_vs_pred(out / name, panels, title=f"{task.name}: best member per {by} (validation)")
-            names.append(name)
-        if "grid_pred" in g.final:
-            _, label, (lo, hi) = task.resolve_target(g.static)
-            x = np.linspace(lo, hi, g.final["grid_pred"].shape[1])
-            fits = []
-            for value in dict.fromkeys(settings.tolist()):
-                idx = np.flatnonzero(settings == value)
-                fits.append((f"{by}={value:g}", g.final["grid_pred"][idx]))
-            name = f"fitted_curves{suffix}.png"
-            plots.fitted_curves(out / name, x, task.resolve_target(g.static)[0](x), fits,
-                                title=f"{task.name}: {label}, learnt curves (every seed) over the ground truth")
-            names.append(name)
-    return names
+    if n_orig:
+        parts.append(f"{n_ok}/{n_orig} of the report's numbers reproduced within the seeds' spread")
+    if claims:
+        parts.append(claims_verdict(claims))
+    verdict = "; ".join(parts) or "no numbers in the report to compare"
+    lines = [
+        f"# {study.key}: {study.title}", "",
+        f"Lab {study.lab}, task `{task.name}`. {len(study.settings)} settings x {len(seeds)} seeds = "
+        f"{len(study.settings) * len(seeds)} members; vmapped axes: {', '.join(study.vmapped_axes())}; "
+        f"static axes (one program each): {', '.join(study.static_axes()) or 'none'}. "
+        f"Wall time {wall:.1f} s{' (--quick: a tiny version, not the real study)' if quick else ''}.", "",
+        f"Command: `{command}`" if command else "", "",
+        f"**Verdict:** {verdict}.", "",
+    ]
+    if study.static:
+        options = {**study.static, **{k: f"{v:g}" for k, v in study.traced.items()}}
+        lines += ["Options: " + " ".join(f"{k}={v}" for k, v in options.items()), ""]
+    if study.note:
+        lines += [study.note, ""]
+    lines += ["Each cell is the mean +- std over seeds (epochs: over the seeds that converged)."
+              + (" \"Within the seeds' spread\" means the report's single value lies between the smallest "
+                 "and largest seed." if n_orig else ""), "", table, ""]
+    if claims:
+        lines += ["## The report's conclusions", ""]
+        tests = dict.fromkeys(c.test for c in study.claims)
+        lines += [f"Each conclusion is decided over the seeds at the {SEED_TEST_LEVEL:.0%} level: "
+                  + "; ".join(tests) + ". It holds when the test rejects in the claimed direction and does "
+                  "not hold when it rejects in the opposite one; otherwise it is within the seeds' noise, "
+                  "whichever way the medians fall. A conclusion the seeds cannot test is marked \"medians "
+                  "only\" and never counts as holding.", ""]
+        lines += [claim_line(v, c) for v, c in zip(claims, study.claims)]
+        lines.append("")
+    per_class = [f for f in figures if f.startswith("per_class")]
+    if figures:
+        lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures if not f.endswith(".md")] + [""]
+    for f in per_class:
+        lines += [(out / f).read_text(), ""]
+    atomic_write_text(out / "report.md", "\n".join(lines))
+    return verdict, lines, table

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -37,37 +37,20 @@ def mean_std(v: np.ndarray) -> str:
     return f"{fmt_num(float(v.mean()), 4)} +- {fmt_num(float(v.std()), 2)}"
 
 
-def group_rows(records: Sequence[dict], by: Sequence[str]) -> dict[tuple, list[dict]]:
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in records:
-        groups[tuple(r[k] for k in by)].append(r)
-    return dict(groups)
-
-
-def summarize(records: Sequence[dict], by: Sequence[str], metric: str) -> list[dict]:
-    """Per setting: converged / total, epochs to converge (mean, std, min, max over converged
-    members), the final metric's values, median and range over members that did not diverge,
-    diverged."""
-    out = []
-    for key, rows in group_rows(records, by).items():
-        conv = [r["converged_epoch"] for r in rows if r["status"] == "converged"]
-        ok = _finite(r.get(metric) for r in rows if r["status"] != "diverged")
-        ep = np.asarray(conv, np.float64)
-        out.append({
-            **dict(zip(by, key)),
-            "members": len(rows),
-            "converged": len(conv),
-            "diverged": sum(r["status"] == "diverged" for r in rows),
-            "max_epochs": sum(r["status"] == "max_epochs" for r in rows),
-            "epochs_mean": float(ep.mean()) if ep.size else None,
-            "epochs_std": float(ep.std()) if ep.size else None,
-            "epochs_min": int(ep.min()) if ep.size else None,
-            "epochs_max": int(ep.max()) if ep.size else None,
-            metric: ok,  # the finite values, for mean_std
-            f"{metric}_median": float(np.median(ok)) if ok.size else None,
-            f"{metric}_min": float(ok.min()) if ok.size else None,
-            f"{metric}_max": float(ok.max()) if ok.size else None,
-        })
+def summarize_setting(rows: Sequence[dict], metrics: Sequence[str]) -> dict:
+    """One setting's members: how many, converged, diverged, and each metric's per-seed values
+    (``converged_epoch`` over the seeds that converged; any other over the seeds that did not
+    diverge) with their median."""
+    out = {"members": len(rows), "converged": sum(r["status"] == "converged" for r in rows),
+           "diverged": sum(r["status"] == "diverged" for r in rows)}
+    for m in metrics:
+        if m == "converged_epoch":
+            vals = [r[m] for r in rows if r["status"] == "converged"]
+        else:
+            vals = [r.get(m) for r in rows if r["status"] != "diverged"]
+        v = _finite(vals)
+        out[m] = v
+        out[f"{m}_median"] = float(np.median(v)) if v.size else None
     return out
 
 
@@ -77,42 +60,6 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
                       *(line(r) for r in rows)])
-
-
-def _median_range(s: dict, metric: str) -> str:
-    m = s[f"{metric}_median"]
-    return f"{fmt_num(m)} ({fmt_num(s[f'{metric}_min'])} - {fmt_num(s[f'{metric}_max'])})" if m is not None else "-"
-
-
-def _setting(s: dict, by: str) -> str:
-    return f"{s[by]:g}" if isinstance(s[by], float) else str(s[by])
-
-
-def convergence_table(summary: Sequence[dict], by: str, metric: str) -> str:
-    """For a task with a convergence tolerance (Labs A, B): how many members reached it, when."""
-    rows = []
-    for s in summary:
-        if s["epochs_mean"] is None:
-            epochs = "-"
-        else:
-            epochs = (f"{s['epochs_mean']:.0f} +- {s['epochs_std']:.0f} "
-                      f"({s['epochs_min']}-{s['epochs_max']})")
-        rows.append([_setting(s, by), f"{s['converged']}/{s['members']}", epochs, _median_range(s, metric),
-                     str(s["diverged"])])
-    return format_table([by, "converged", "epochs to converge: mean +- std (min-max)",
-                         f"{metric}: median (min - max)", "diverged"], rows)
-
-
-def metric_table(summary: Sequence[dict], by: str, metric: str) -> str:
-    """For a task that trains a fixed budget (no tolerance): the final metric over seeds. A member
-    whose own stopping rule fired (early stopping) is counted as stopped early, when any did."""
-    early = any(s["converged"] for s in summary)
-    rows = []
-    for s in summary:
-        rows.append([_setting(s, by), str(s["members"]), mean_std(s[metric]), _median_range(s, metric),
-                     *([f"{s['converged']}/{s['members']}"] if early else []), str(s["diverged"])])
-    return format_table([by, "seeds", f"{metric}: mean +- std", "median (min - max)",
-                         *(["stopped early"] if early else []), "diverged"], rows)
 
 
 def check_writable(out: str | os.PathLike) -> Path:
@@ -135,20 +82,28 @@ def _clean(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` aside, then rename it into place: a crash never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_records(out: Path, records: Sequence[dict], meta: dict) -> None:
     """``results.json`` (meta + one object per member; NaN written as null) and ``results.csv``."""
     out = Path(out)
     rows = [{k: _clean(v) for k, v in r.items()} for r in records]
-    with open(out / "results.json", "w") as f:
-        json.dump({**meta, "members": rows}, f, indent=1, default=_json_default)
+    atomic_write_text(out / "results.json", json.dumps({**meta, "members": rows}, indent=1, default=_json_default))
     columns: list[str] = []
     for r in records:
         columns += [k for k in r if k not in columns]
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        for r in records:
-            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\r\n")
+    w.writeheader()
+    for r in records:
+        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
+    atomic_write_text(out / "results.csv", buf.getvalue())
 
 
 def write_curves(out: Path, result: SweepResult) -> None:
@@ -170,4 +125,6 @@ def write_curves(out: Path, result: SweepResult) -> None:
             arrays[f"final_{name}"] = np.concatenate([g.final[name] for g in groups])
     arrays["status"] = np.concatenate([g.final["status"] for g in groups])
     arrays["stop_epoch"] = np.concatenate([g.final["stop_epoch"] for g in groups])
-    np.savez_compressed(Path(out) / "curves.npz", **arrays)
+    tmp = Path(out) / ".curves.npz.tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, Path(out) / "curves.npz")

@@ -114,7 +114,7 @@ def test_report_only_without_saved_results_is_a_one_line_error(capsys, tmp_path)
 
 def summary_of(**settings: dict[str, list]) -> dict:
     """A hand-made summary: setting label -> {metric: per-seed values} (every seed ran to its end)."""
-    from jaxlabs.reproduce import summarize_setting
+    from jaxlabs.results import summarize_setting
 
     out = {}
     for label, values in settings.items():
@@ -180,7 +180,7 @@ def formerly_unchecked(key: str):
 
 def judged(study, summary, tmp_path):
     """The claim's verdict and the study's verdict line, as write_report gives them."""
-    from jaxlabs.reproduce import metric_direction, write_report
+    from jaxlabs.report import metric_direction, write_report
     from jaxlabs.tasks import get_task
 
     task = get_task(study.task)
@@ -189,12 +189,12 @@ def judged(study, summary, tmp_path):
         for m in study.summary_metrics():
             row.setdefault(m, np.empty(0))
             row.setdefault(f"{m}_median", None)
-    verdict, _ = write_report(study, task, summary, [], [0], 1.0, False, tmp_path, "")
+    verdict, _, _ = write_report(study, task, summary, [], [0], 1.0, False, tmp_path, "")
     return claim.judge(summary, metric_direction(study, task)), verdict
 
 
 def converged(label: str, k: int, n: int = 5) -> dict:
-    from jaxlabs.reproduce import summarize_setting
+    from jaxlabs.results import summarize_setting
 
     rows = [{"setting": label, "status": "converged" if i < k else "max_epochs", "converged_epoch": 1000.0 + i,
              "test_mse": 1e-4} for i in range(n)]
@@ -276,7 +276,8 @@ def test_a_seed_that_did_not_converge_counts_as_the_slowest():
 
 
 def test_a_claim_on_a_metric_outside_the_table_is_summarised_and_decided(tmp_path):
-    from jaxlabs.reproduce import summarize_setting, write_report
+    from jaxlabs.report import write_report
+    from jaxlabs.results import summarize_setting
     from jaxlabs.studies import Compare, Setting, Study
     from jaxlabs.tasks import get_task
 
@@ -290,7 +291,7 @@ def test_a_claim_on_a_metric_outside_the_table_is_summarised_and_decided(tmp_pat
 
     summary = {"low": summarize_setting(rows("low", [0.1, 0.2, 0.15, 0.12]), study.summary_metrics()),
                "high": summarize_setting(rows("high", [0.5, 0.6, 0.55, 0.52]), study.summary_metrics())}
-    verdict, _ = write_report(study, get_task("mnist-cnn"), summary, [], [0, 1, 2, 3], 1.0, False, tmp_path, "")
+    verdict, _, _ = write_report(study, get_task("mnist-cnn"), summary, [], [0, 1, 2, 3], 1.0, False, tmp_path, "")
     assert verdict == "1/1 of its conclusions hold"
     report = (tmp_path / "report.md").read_text()
     assert "- holds: high has the higher loss (p = 0.014; 100% of seed pairs agree)" in report
