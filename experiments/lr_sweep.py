@@ -141,6 +141,8 @@ def main(argv=None) -> int:
                       command=" ".join([PROG, *(sys.argv[1:] if argv is None else argv)]))
     except (ValueError, FileNotFoundError) as e:  # e.g. a dataset that is not on this machine
         fail(PROG, str(e))
+    except OSError as e:  # a full disk or lost permission while writing the results
+        fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
     print("\n" + r["table"])
     for g in r["timing"]:
         print(f"compile {g['compile_s']:.1f} s, train {g['run_s']:.1f} s for {g['members']} members "

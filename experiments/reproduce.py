@@ -96,12 +96,14 @@ def main(argv=None) -> int:
         try:
             r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,
                           progress=not args.no_progress, command=command)
-        except DatasetNotFoundError as e:
+        except (DatasetNotFoundError, ValueError) as e:  # data missing or broken: skipped among several
             if len(studies) == 1:
                 fail(PROG, str(e))
             skipped.append((study.key, str(e)))
             print(f"   skipped: {e}")
             continue
+        except OSError as e:  # a full disk or lost permission while writing the results
+            fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
         results.append(r)
         print("\n".join(line for line in r["lines"] if line.startswith("|")))
         print(f"   verdict: {r['verdict']} ({r['wall_s']:.0f} s) -> {r['out']}/report.md")

@@ -67,8 +67,10 @@ def check_writable(out: str | os.PathLike) -> Path:
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
     probe = path / ".jaxlabs-write-test"
-    probe.write_text("ok")
-    probe.unlink()
+    try:
+        probe.write_text("ok")
+    finally:  # a full disk can fail the write after creating the file
+        probe.unlink(missing_ok=True)
     return path
 
 
@@ -86,8 +88,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` aside, then rename it into place: a crash never leaves half a file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, an interrupt: the earlier file stays, and no half copy beside it
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_records(out: Path, records: Sequence[dict], meta: dict) -> None:
@@ -126,5 +132,9 @@ def write_curves(out: Path, result: SweepResult) -> None:
     arrays["status"] = np.concatenate([g.final["status"] for g in groups])
     arrays["stop_epoch"] = np.concatenate([g.final["stop_epoch"] for g in groups])
     tmp = Path(out) / ".curves.npz.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, Path(out) / "curves.npz")
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, Path(out) / "curves.npz")
+    except BaseException:  # as atomic_write_text: no half-written archive left beside the earlier one
+        tmp.unlink(missing_ok=True)
+        raise

@@ -109,3 +109,17 @@ def zip_folder(root, zip_path, top=None):
             name = path.relative_to(root).as_posix()
             archive.write(path, f"{top}/{name}" if top else name)  # a folder gets its "name/" entry
     return zip_path
+
+
+BOSTON_COLUMNS = ("CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO", "B",
+                  "LSTAT", "MEDV")
+
+
+def write_boston_csv(path, rows=506, seed=0, columns=BOSTON_COLUMNS):
+    """A Boston-housing-shaped CSV (quoted header, MEDV last) of random positive numbers, laid out
+    as the `boston` package ships it; returns its lines so a test can spoil one."""
+    rng = np.random.default_rng(seed)
+    lines = [",".join(f'"{c}"' for c in columns)]
+    lines += [",".join(f"{v:.4g}" for v in rng.uniform(0.1, 50, len(columns))) for _ in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return lines

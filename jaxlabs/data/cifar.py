@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 FOLDER = "cifar-10-batches-py"
 ARCHIVES = ("cifar-10-python.tar.gz", "cifar-10-batches-py.tar.gz")  # official name, Keras' name
+
+
+REFETCH = "download it again"  # the way out of every format error here: the file is not what it claims
 
 
 class CIFARFormatError(ValueError):
@@ -29,10 +33,10 @@ def _decode(blob: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
         batch = pickle.loads(blob, encoding="bytes")
         data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"], np.int32)
     except Exception as e:  # a pickle can fail in many ways; all mean "not a CIFAR batch"
-        raise CIFARFormatError(f"{name}: not a CIFAR-10 python batch ({type(e).__name__}: {e})") from None
+        raise CIFARFormatError(f"{name}: not a CIFAR-10 python batch ({type(e).__name__}: {e}); {REFETCH}") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
         raise CIFARFormatError(f"{name}: data {data.shape} {data.dtype} with {len(labels)} labels, "
-                               "expected (N, 3072) uint8 and N labels")
+                               f"expected (N, 3072) uint8 and N labels; {REFETCH}")
     # Rows are channel-major (1024 R, 1024 G, 1024 B); flax convs want NHWC.
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
@@ -54,14 +58,17 @@ def _read_blobs(source: Path) -> dict[str, bytes]:
     if source.is_dir():
         return {n: (source / n).read_bytes() for n in names}
     blobs = {}
-    with tarfile.open(source) as tar:  # "r:*" sniffs gzip or plain
-        for member in tar:
-            base = member.name.rsplit("/", 1)[-1]
-            if member.isfile() and base in names:
-                blobs[base] = tar.extractfile(member).read()
+    try:
+        with tarfile.open(source) as tar:  # "r:*" sniffs gzip or plain
+            for member in tar:
+                base = member.name.rsplit("/", 1)[-1]
+                if member.isfile() and base in names:
+                    blobs[base] = tar.extractfile(member).read()
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:  # truncated or not a tar at all
+        raise CIFARFormatError(f"{source}: not a readable tar archive ({type(e).__name__}: {e}); {REFETCH}") from None
     missing = [n for n in names if n not in blobs]
     if missing:
-        raise CIFARFormatError(f"{source}: archive lacks {', '.join(missing)}")
+        raise CIFARFormatError(f"{source}: archive lacks {', '.join(missing)}; {REFETCH}")
     return blobs
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,9 @@ IDX_FILES = {
 }
 
 
+REFETCH = "download it again"  # the way out of every format error here: the file is not what it claims
+
+
 class IDXFormatError(ValueError):
     """A file that is not a well-formed IDX file."""
 
@@ -32,16 +36,19 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decode the bytes of one IDX file (already decompressed) into a native-endian array."""
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES or data[3] == 0:
         raise IDXFormatError(f"{name}: not an IDX file (magic number {data[:4].hex() or 'missing'}, "
-                             "expected 0000TTNN with a known type TT and NN >= 1 dimensions)")
+                             f"expected 0000TTNN with a known type TT and NN >= 1 dimensions); {REFETCH}")
     dtype, ndim = np.dtype(_DTYPES[data[2]]), data[3]
     if len(data) < 4 + 4 * ndim:
-        raise IDXFormatError(f"{name}: IDX header truncated ({len(data)} bytes for {ndim} dimensions)")
+        raise IDXFormatError(f"{name}: IDX header truncated ({len(data)} bytes for {ndim} dimensions); {REFETCH}")
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
     expected = 4 + 4 * ndim + int(np.prod(shape)) * dtype.itemsize
     if len(data) != expected:
         raise IDXFormatError(f"{name}: IDX size mismatch, header says shape {shape} "
-                             f"({expected} bytes) but the file has {len(data)} bytes")
+                             f"({expected} bytes) but the file has {len(data)} bytes; {REFETCH}")
     array = np.frombuffer(data, dtype, offset=4 + 4 * ndim).reshape(shape)
+    if dtype.kind == "f" and not np.isfinite(array).all():  # NaN would train to NaN, far from here
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        raise IDXFormatError(f"{name}: {bad} values are NaN or inf; {REFETCH} or replace those values")
     return array.astype(dtype.newbyteorder("="), copy=False)
 
 
@@ -51,8 +58,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if data[:2] == _GZIP_MAGIC:
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
-            raise IDXFormatError(f"{path}: corrupt gzip data ({e})") from None
+        except (OSError, EOFError, zlib.error) as e:  # truncated, bad CRC, or a broken deflate stream
+            raise IDXFormatError(f"{path}: corrupt gzip data ({e}); {REFETCH}") from None
     return parse_idx(data, name=str(path))
 
 
@@ -75,11 +82,13 @@ def load_idx_folder(folder: str | os.PathLike) -> dict[str, np.ndarray]:
     out = {}
     for split in ("train", "test"):
         images, labels = read_idx(paths[f"{split}_images"]), read_idx(paths[f"{split}_labels"])
+        names = f"{paths[f'{split}_images']} and {paths[f'{split}_labels'].name}"
         if images.ndim != 3 or images.dtype != np.uint8 or labels.ndim != 1:
-            raise IDXFormatError(f"{folder}: {split} images {images.shape} {images.dtype} and labels "
-                                 f"{labels.shape}, expected (N, H, W) uint8 and (N,)")
+            raise IDXFormatError(f"{names}: {split} images {images.shape} {images.dtype} and labels "
+                                 f"{labels.shape}, expected (N, H, W) uint8 and (N,); {REFETCH}")
         if len(images) != len(labels):
-            raise IDXFormatError(f"{folder}: {len(images)} {split} images but {len(labels)} labels")
+            raise IDXFormatError(f"{names}: {len(images)} {split} images but {len(labels)} labels; "
+                                 f"{REFETCH} (the two files must come from one copy)")
         out[f"{split}_images"] = images[..., None]  # (N, 28, 28, 1): NHWC like the convs expect
         out[f"{split}_labels"] = labels.astype(np.int32)
     return out

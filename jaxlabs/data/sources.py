@@ -13,13 +13,15 @@ original is found: a re-encoded copy is not the dataset, so its dict says so in 
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from jaxlabs.data.cifar import ARCHIVES as CIFAR_ARCHIVES, FOLDER as CIFAR_FOLDER, find_cifar, load_cifar10
-from jaxlabs.data.idx import IDX_FILES, find_idx_files, load_idx_folder
+from jaxlabs.data.cifar import ARCHIVES as CIFAR_ARCHIVES, FOLDER as CIFAR_FOLDER, TEST_BATCH, TRAIN_BATCHES, \
+    find_cifar, load_cifar10
+from jaxlabs.data.idx import IDX_FILES, REFETCH, find_idx_files, load_idx_folder
 from jaxlabs.data.imagefolder import ImageFolderError, find_image_folder, load_image_folder
 
 ENV_VAR = "JAXLABS_DATA_DIR"
@@ -64,12 +66,47 @@ def _read_local(name: str, path: Path) -> dict[str, np.ndarray] | None:
     if name == "cifar10":
         return load_cifar10(path) if find_cifar(path) else None
     if path.suffix == ".npz":  # Keras' mnist.npz: x_train (60000, 28, 28) uint8, ...
-        if not path.is_file():
-            return None
-        with np.load(path) as z:
-            return {f"{s}_{k}": (z[f"x_{s}"][..., None] if k == "images" else z[f"y_{s}"].astype(np.int32))
-                    for s in SPLITS for k in ("images", "labels")}
+        return _read_keras_npz(path) if path.is_file() else None
     return load_idx_folder(path) if find_idx_files(path) else None
+
+
+def _read_keras_npz(path: Path) -> dict[str, np.ndarray]:
+    """Keras' ``mnist.npz``, checked as the IDX files are: every array there, uint8 images, one
+    label per image (a broken download fails here with its name, not later in training)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:  # a .npy or a pickle is no context manager: TypeError
+            found = {k: z[k] for k in z.files}
+    except (OSError, EOFError, ValueError, TypeError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e}); {REFETCH}") from None
+    missing = [k for k in (f"{a}_{s}" for s in SPLITS for a in "xy") if k not in found]
+    if missing:
+        raise ValueError(f"{path}: not a Keras MNIST archive, it lacks {', '.join(missing)}; {REFETCH}")
+    arrays = {f"{s}_{k}": found[f"{'x' if k == 'images' else 'y'}_{s}"] for s in SPLITS for k in ("images", "labels")}
+    for s in SPLITS:
+        x, y = arrays[f"{s}_images"], arrays[f"{s}_labels"]
+        if x.dtype != np.uint8 or x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise ValueError(f"{path}: x_{s} {x.shape} {x.dtype} and y_{s} {y.shape}, expected (N, H, W) uint8 "
+                             f"and (N,); {REFETCH}")
+        arrays[f"{s}_images"], arrays[f"{s}_labels"] = x[..., None], y.astype(np.int32)
+    return arrays
+
+
+def _partial_copy(name: str, path: Path) -> str | None:
+    """What a folder holding only part of the dataset's files lacks, or None: a file lost from a
+    copy deserves its own name in the error, not a list of every place looked at."""
+    if name == "cifar10":
+        wanted = TRAIN_BATCHES + (TEST_BATCH,)
+        for folder in (path, path / CIFAR_FOLDER):
+            have = [b for b in wanted if (folder / b).is_file()]
+            if have and len(have) < len(wanted):
+                return f"{folder} holds part of {name}: missing {', '.join(b for b in wanted if b not in have)}"
+        return None
+    stems = [(stem, stem.replace("-idx", ".idx")) for stem in IDX_FILES.values()]
+    have = [any((path / n).is_file() for v in variants for n in (v, v + ".gz")) for variants in stems]
+    if any(have) and not all(have):
+        lacking = ", ".join(stem for (stem, _), ok in zip(stems, have) if not ok)
+        return f"{path} holds part of {name}: missing {lacking} (.gz or raw)"
+    return None
 
 
 def _read_image_folder(name: str, path: Path) -> dict | None:
@@ -146,6 +183,12 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict:
             return result
         tfds_notes.append(f"{d} ({result})")
 
+    partial = next((note for path in paths if (note := _partial_copy(name, path))), None)
+    if partial:
+        raise DatasetNotFoundError(f"{partial}; add the missing files or point --data-dir at a complete copy")
+    if data_dir is not None and not Path(data_dir).exists():  # a typo: say so, not where else it looked
+        raise DatasetNotFoundError(f"{name}: the data folder {data_dir} does not exist; pass --data-dir a folder "
+                                   f"holding {spec.needs}")
     subs = f" (and its subfolders {', '.join(spec.subfolders)})"
     looked = [f"{b}{subs}" for b in bases] + [str(p) for p in extra]
     if data_dir is None and env:

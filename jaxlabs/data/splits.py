@@ -47,13 +47,18 @@ def split_ratio(
     if len(ratios) < 2 or min(ratios) <= 0:
         raise ValueError(f"ratios must be two or more positive numbers, got {tuple(ratios)}")
     index = np.arange(n)
-    if subset is not None and subset < 1:
-        index, _ = train_test_split(index, train_size=subset, random_state=seed, stratify=labels)
     parts = []
-    for i in range(len(ratios) - 1):
-        rest = sum(ratios[i + 1:]) / sum(ratios[i:])  # share of what is left that goes on
-        part, index = train_test_split(index, test_size=rest, random_state=seed)
-        parts.append(part)
+    try:
+        if subset is not None and subset < 1:
+            index, _ = train_test_split(index, train_size=subset, random_state=seed, stratify=labels)
+        for i in range(len(ratios) - 1):
+            rest = sum(ratios[i + 1:]) / sum(ratios[i:])  # share of what is left that goes on
+            part, index = train_test_split(index, test_size=rest, random_state=seed)
+            parts.append(part)
+    except ValueError as e:  # too few rows, or of one class, for the parts: sklearn's words, with ours
+        kept = f" (a subset of {subset:g} of them, stratified)" if subset is not None and subset < 1 else ""
+        raise ValueError(f"cannot split {n} rows{kept} {':'.join(f'{r:g}' for r in ratios)}: "
+                         f"{str(e).rstrip('.')}; use more data or a larger subset") from None
     return (*parts, index)
 
 
