@@ -16,7 +16,8 @@ import re
 import sys
 import time
 
-from jaxlabs.cli import ArgumentParser, fail, int_at_least, positive_float_list
+from jaxlabs.cli import (ArgumentParser, add_engine_flags, engine_options, fail, int_at_least, plan_line,
+                         positive_float_list)
 from jaxlabs.options import OptionError
 from jaxlabs.tasks import TASKS, get_task
 
@@ -52,6 +53,7 @@ def build_parser(task) -> ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>-lr-sweep)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_engine_flags(p)
     g = p.add_argument_group(f"options of {task.name} ({task.description})")
     for o in task.options:
         if o.name == "lr":
@@ -137,16 +139,16 @@ def main(argv=None) -> int:
           f"{len(seeds)} seeds = {len(lrs) * len(seeds)} members in one vmapped program; up to {static['epochs']} epochs")
     t0 = time.perf_counter()
     try:
-        r = run_study(study, seeds, out, progress=not args.no_progress,
+        r = run_study(study, seeds, out, progress=not args.no_progress, engine=engine_options(args),
                       command=" ".join([PROG, *(sys.argv[1:] if argv is None else argv)]))
-    except (ValueError, FileNotFoundError) as e:  # e.g. a dataset that is not on this machine
+    except (ValueError, FileNotFoundError, MemoryError) as e:  # e.g. a dataset that is not on this machine
         fail(PROG, str(e))
     except OSError as e:  # a full disk or lost permission while writing the results
         fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
     print("\n" + r["table"])
     for g in r["timing"]:
         print(f"compile {g['compile_s']:.1f} s, train {g['run_s']:.1f} s for {g['members']} members "
-              f"x {g['epochs_run']} epochs")
+              f"x {g['epochs_run']} epochs; {plan_line(g)}")
     print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, results.json, results.csv, "
           f"curves.npz, {', '.join(f for f in r['figures'] if f.endswith('.png'))}")
     return 0

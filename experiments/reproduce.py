@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from jaxlabs.cli import ArgumentParser, fail, int_at_least
+from jaxlabs.cli import ArgumentParser, add_engine_flags, engine_options, fail, int_at_least, plan_line
 
 PROG = "python -m experiments.reproduce"
 
@@ -35,6 +35,7 @@ def parse_args(argv=None):
                    help="rewrite each study's report.md from the results.json already in OUT/<study>, "
                         "without training (after a change to how reports judge); --seeds, --quick and "
                         "--data-dir are not used")
+    add_engine_flags(p)
     args = p.parse_args(argv)
     if not args.list and not args.study:
         p.error("give a study, a lab letter or all (see --list)")
@@ -95,17 +96,20 @@ def main(argv=None) -> int:
         print(f"\n== {study.key}: {study.title} ({len(study.settings)} settings x {len(seeds)} seeds)")
         try:
             r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,
-                          progress=not args.no_progress, command=command)
+                          progress=not args.no_progress, command=command, engine=engine_options(args))
         except (DatasetNotFoundError, ValueError) as e:  # data missing or broken: skipped among several
             if len(studies) == 1:
                 fail(PROG, str(e))
             skipped.append((study.key, str(e)))
             print(f"   skipped: {e}")
             continue
+        except MemoryError as e:  # one member does not fit: nothing of this study can run
+            fail(PROG, f"{study.key}: {e}")
         except OSError as e:  # a full disk or lost permission while writing the results
             fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
         results.append(r)
-        print("\n".join(line for line in r["lines"] if line.startswith("|")))
+        print(r["table"])
+        print("\n".join(f"   {', '.join(g['settings'])}: {plan_line(g)}" for g in r["timing"]))
         print(f"   verdict: {r['verdict']} ({r['wall_s']:.0f} s) -> {r['out']}/report.md")
     write_index(results, skipped, Path(out))  # with the studies run into this folder before
     print(f"\nindex: {out}/index.md ({len(results)} studies run, {len(skipped)} skipped)")

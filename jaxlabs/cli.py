@@ -53,3 +53,49 @@ def int_at_least(low: int):
 
     parse.__name__ = f"integer >= {low}"
     return parse
+
+
+def _checked(parse, name: str):
+    """An argparse type from a parser that raises ValueError (its message: argparse's one line)."""
+
+    def check(text: str):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    check.__name__ = name
+    return check
+
+
+def add_engine_flags(p: argparse.ArgumentParser) -> None:
+    """How the engine runs each group: the flags both commands share."""
+    from jaxlabs.plans import MEMORY_FORMS, PLAN_FORMS, PRECISIONS, parse_memory, parse_plan, parse_precision
+
+    g = p.add_argument_group("engine")
+    g.add_argument("--plan", type=_checked(lambda t: (t, parse_plan(t))[0], "plan"), default="auto",
+                   help=f"how a group's members share the device: {PLAN_FORMS}. auto times the candidates "
+                        "on a short probe when the group is long enough and caches the choice (default: auto)")
+    g.add_argument("--memory-limit", dest="memory_limit", type=_checked(parse_memory, "memory"), default=None,
+                   help=f"memory one program may use ({MEMORY_FORMS}); a larger group runs in waves "
+                        "(default: the device's free memory)")
+    g.add_argument("--precision", type=_checked(parse_precision, "precision"), default="fp32",
+                   help=f"matmul and convolution precision: {', '.join(PRECISIONS)}; parameters and optimizer "
+                        "state stay float32 (default: fp32)")
+    g.add_argument("--compaction", action=argparse.BooleanOptionalAction, default=True,
+                   help="repack the running members into a smaller program once half have stopped (default: on)")
+
+
+def engine_options(args):
+    from jaxlabs.plans import parse_plan
+    from jaxlabs.sweep import EngineOptions
+
+    return EngineOptions(plan=parse_plan(args.plan), memory_limit=args.memory_limit,
+                         compaction=args.compaction, precision=args.precision)
+
+
+def plan_line(g: dict) -> str:
+    """How a group ran: its plan and why (auto's probe timings), and its waves."""
+    probe = ", ".join(f"{p} {t:.2f} s" for p, t in g["probe_s"].items())
+    waves = f"; {len(g['waves'])} waves of {'/'.join(map(str, g['waves']))} members" if len(g["waves"]) > 1 else ""
+    return f"plan {g['plan']} ({g['plan_source']}{': probe ' + probe if probe else ''}){waves}"

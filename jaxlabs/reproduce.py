@@ -8,7 +8,10 @@ records, summaries, table, figures and ``report.md`` are the same for both.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -21,7 +24,7 @@ from jaxlabs.plots import study_figures
 from jaxlabs.report import write_report
 from jaxlabs.results import atomic_write_text, summarize_setting, write_curves, write_records
 from jaxlabs.studies import Setting, Study
-from jaxlabs.sweep import Member, SweepResult, run_grid
+from jaxlabs.sweep import EngineOptions, Member, SweepResult, run_grid
 from jaxlabs.tasks import get_task
 
 QUICK_CAPPED = ("n", "epochs", "synthetic")  # --quick caps these even where a setting varies them
@@ -78,7 +81,8 @@ def study_records(study: Study, result: SweepResult) -> list[dict]:
 
 
 def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = False,
-              data_dir: str | None = None, progress: bool = True, command: str = "") -> dict:
+              data_dir: str | None = None, progress: bool = True, command: str = "",
+              engine: EngineOptions = EngineOptions()) -> dict:
     """Train every setting x seed, save the records (``results.json``/``.csv``, ``curves.npz``)
     before anything else, then the figures and ``report.md``. Returns ``{"study", "title",
     "verdict", "wall_s", "out", "quick", "lines", "table", "figures", "timing"}``."""
@@ -89,15 +93,14 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     # --quick: the first and last settings only (each static setting is a compile, which dominates)
     run_settings = study.settings if not quick or len(study.settings) <= 2 else (study.settings[0], study.settings[-1])
     members = study_members(study, task, seeds, run_settings, quick, data_dir)
-    result = run_grid(task, members, progress=progress, name=study.key)
+    result = run_grid(task, members, progress=progress, name=study.key, engine=engine)
     wall = round(time.perf_counter() - t0, 2)  # as results.json keeps it: a rewritten report reads the same
     timing = [{"settings": list(dict.fromkeys(g.labels)), "members": g.members, "epochs_run": g.epochs_run,
-               "compile_s": round(g.compile_s, 3), "run_s": round(g.run_s, 3)} for g in result.groups]
+               "compile_s": round(g.compile_s, 3), "run_s": round(g.run_s, 3), "plan": g.plan,
+               "plan_source": g.plan_source, "probe_s": g.probe, "waves": g.waves} for g in result.groups]
     records = study_records(study, result)
     meta = {"study": study.key, "title": study.title, "task": task.name, "lab": study.lab, "command": command,
             "seeds": list(seeds), "quick": quick, "wall_s": wall, "timing": timing, "verdict": None}
-    write_records(out, records, meta)  # saved before the figures and the report: nothing trained is lost
-    write_curves(out, result)
     summary = {s.label: summarize_setting([r for r in records if r["setting"] == s.label], study.summary_metrics())
                for s in run_settings}
     for g in result.groups:  # median curves, for claims about a curve's shape
@@ -106,11 +109,31 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: diverged members
                 summary[label]["curves"] = {k: np.nanmedian(v[labels == label], 0) for k, v in g.curves.items()}
-    figures = study_figures(study, task, result, out)
-    verdict, lines, table = write_report(study, task, summary, figures, seeds, wall, quick, out, command)
-    write_records(out, records, {**meta, "verdict": verdict})
+    # every file is written aside and moved into ``out`` at the end: a full disk leaves the earlier
+    # run's files as they were, and a failure while drawing still keeps the records
+    staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=out))
+    try:
+        write_records(staging, records, meta)  # first: nothing trained is lost
+        write_curves(staging, result)
+        figures = study_figures(study, task, result, staging)
+        verdict, lines, table = write_report(study, task, summary, figures, seeds, wall, quick, staging, command)
+        write_records(staging, records, {**meta, "verdict": verdict})
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    except BaseException:
+        _publish(staging, out)
+        raise
+    _publish(staging, out)
     return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
             "quick": quick, "lines": lines, "table": table, "figures": figures, "timing": timing}
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move every file written in ``staging`` into ``out`` (renames: no disk space needed)."""
+    for f in sorted(staging.iterdir()):
+        os.replace(f, out / f.name)
+    staging.rmdir()
 
 
 def rewrite_report(study: Study, out: Path) -> dict:

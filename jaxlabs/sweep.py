@@ -14,13 +14,15 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxlabs.plans import (PRECISIONS, VMAP, Plan, cache_key, cached_plan, fmt_bytes, free_device_memory,
+                           parse_plan, program_bytes, remember_plan)
 from jaxlabs.train import (CONVERGED, DIVERGED, RUNNING, STATUS_NAMES, Trainer, finalize,
                            init_member, run_epochs)
 
@@ -48,7 +50,11 @@ class GroupResult:
     final: dict[str, np.ndarray]  # name -> (members, ...), with "status" and "stop_epoch"
     epochs_run: int
     compile_s: float
-    run_s: float
+    run_s: float  # training, compile and probe excluded
+    plan: str = "vmap"  # the plan that trained the group (after auto's first chunk)
+    plan_source: str = "forced"  # forced, probed, cached, or why auto kept vmap
+    probe: dict = field(default_factory=dict)  # plan -> probe seconds, when auto probed
+    waves: list = field(default_factory=list)  # members per wave
 
     @property
     def members(self) -> int:
@@ -96,15 +102,157 @@ def _fmt(x: float) -> str:
     return "nan" if not np.isfinite(x) else f"{x:.3g}"
 
 
+def _members(tree) -> int:
+    return int(jax.tree.leaves(tree)[0].shape[0])
+
+
+def _take(tree, idx):
+    return jax.tree.map(lambda x: x[idx], tree)
+
+
+# auto keeps vmap for a group whose remaining training is estimated shorter than this: probing
+# the other plans costs a compile each, which a short group would not win back
+PROBE_WORTH_S = 60.0
+# compaction repacks only when the program's remaining chunks are estimated to take longer than
+# this: a smaller program is a compile of a few seconds
+COMPACT_WORTH_S = 10.0
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine runs a group: ``plan`` (a Plan, or None for auto), ``memory_limit`` (bytes
+    per program; None: the device's free memory), ``compaction`` and ``precision`` (fp32, tf32,
+    bf16: the precision of matmuls and convolutions; parameters stay float32). The library's
+    default is one vmapped program, as before; the commands default to auto with compaction."""
+
+    plan: Optional[Plan] = VMAP
+    memory_limit: Optional[int] = None
+    compaction: bool = False
+    precision: str = "fp32"
+
+
+COMMAND_DEFAULTS = EngineOptions(plan=None, compaction=True)
+PROBE_EPOCHS_SHARE = 10  # without a cheaper probe trainer, the probe runs chunk // 10 epochs
+
+
+class Programs:
+    """One group's compiled programs under one plan: init, a chunk of ``length`` epochs and finish,
+    each compiled once per member count (waves and compaction change the count)."""
+
+    def __init__(self, trainer: Trainer, data: Any, plan: Plan, precision: str = "fp32"):
+        self.trainer, self.data, self.plan, self.precision = trainer, data, plan, precision
+        self._compiled: dict[tuple, Any] = {}
+        self.compile_s = 0.0
+
+    def _program(self, name: str, length: int, args: tuple):
+        key = (name, length, _members(args[1]))
+        if key not in self._compiled:
+            trainer = self.trainer
+            one = {"init": lambda k, h, d: init_member(trainer, k, h, d),
+                   "chunk": lambda s, h, d, start: run_epochs(trainer, s, h, d, start, length),
+                   "finish": lambda s, h, d: finalize(trainer, s, h, d)}[name]
+            t0 = time.perf_counter()
+            with jax.default_matmul_precision(PRECISIONS[self.precision]):
+                fn = jax.jit(self.plan.over_members(one), donate_argnums=(0,) if name == "chunk" else ())
+                self._compiled[key] = fn.lower(*args).compile()
+            self.compile_s += time.perf_counter() - t0
+        return self._compiled[key]
+
+    def init(self, keys, hp):
+        return self._program("init", 0, (keys, hp, self.data))(keys, hp, self.data)
+
+    def chunk(self, state, hp, start: int, length: int, donate: bool = True):
+        args = (state, hp, self.data, jnp.int32(start))
+        program = self._program("chunk", length, args)
+        if not donate:
+            state = jax.tree.map(jnp.copy, state)
+        return program(state, hp, self.data, jnp.int32(start))
+
+    def finish(self, state, hp):
+        return self._program("finish", 0, (state, hp, self.data))(state, hp, self.data)
+
+    def chunk_bytes(self, keys, hp, length: int) -> Optional[int]:
+        """Device memory of the chunk program for ``len(keys)`` members (compiled, not run)."""
+        state = jax.eval_shape(lambda k, h: self.plan.over_members(
+            lambda x, y, d: init_member(self.trainer, x, y, d))(k, h, self.data), keys, hp)
+        return program_bytes(self._program("chunk", length, (state, hp, self.data, jnp.int32(0))))
+
+
+def wave_size(programs: Programs, keys, hp, length: int, memory_limit: Optional[int]) -> int:
+    """The most members one program may hold: all of them when the group's program fits the
+    memory (``memory_limit`` or the device's free memory), else as many as fit, from the memory
+    XLA assigns to the program for all members and for one."""
+    n = _members(keys)
+    limit = memory_limit if memory_limit is not None else free_device_memory()
+    if limit is None:
+        return n
+    need = programs.chunk_bytes(keys, hp, length)
+    if need is None or need <= limit:
+        return n
+    one = programs.chunk_bytes(_take(keys, slice(0, 1)), _take(hp, slice(0, 1)), length)
+    per_member = max((need - one) / max(n - 1, 1), 1.0)
+    fits = int((limit - (one - per_member)) // per_member)
+    if fits < 1:
+        raise MemoryError(f"one member of this group needs {fmt_bytes(one)} of device memory, but "
+                          f"{fmt_bytes(limit)} is available; raise --memory-limit or shrink the model or data")
+    return min(fits, n)
+
+
+def _waves(n: int, size: int) -> list[np.ndarray]:
+    """``n`` members as the fewest waves of at most ``size``, balanced (sizes differ by at most one)."""
+    k = -(-n // size)
+    return [a for a in np.array_split(np.arange(n), k)]
+
+
+def _bucket(running: int) -> int:
+    """Member counts a compacted program may have: powers of two (few compiles)."""
+    return 1 << max(running - 1, 0).bit_length()
+
+
+def probe_plans(trainer: Trainer, data: Any, keys, hp, state, chunk: int, precision: str) -> dict[str, float]:
+    """Seconds per probe for each candidate plan, compile excluded. The probe runs the trainer's
+    cheaper version (``trainer.probe``: fewer steps per epoch) for one epoch from a fresh start, or
+    else ``chunk // 10`` epochs of the real program from the current state; nothing it computes is
+    kept."""
+    n = _members(keys)
+    candidates = [VMAP, Plan("map")] + [Plan("hybrid", k) for k in (4, 16, 64) if k < n]
+    if trainer.probe is not None:
+        trainer, data = trainer.probe()
+        data = jax.device_put(data)
+        state = Programs(trainer, data, VMAP, precision).init(keys, hp)
+        length = 1
+    else:
+        length = max(1, chunk // PROBE_EPOCHS_SHARE)
+    times = {}
+    for plan in candidates:
+        programs = Programs(trainer, data, plan, precision)
+        programs._program("chunk", length, (state, hp, data, jnp.int32(0)))  # compile, untimed
+        t0 = time.perf_counter()
+        jax.block_until_ready(programs.chunk(state, hp, 0, length, donate=False))
+        times[str(plan)] = round(time.perf_counter() - t0, 4)
+    return times
+
+
 def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[str, Sequence[float]],
               *, static: dict | None = None, labels: Sequence[str] | None = None, chunk: int = 100,
-              progress: bool = True, desc: str = "") -> GroupResult:
+              progress: bool = True, desc: str = "", plan: Plan | str | None = VMAP,
+              memory_limit: int | None = None, compaction: bool = False, precision: str = "fp32",
+              plan_key: str | None = None) -> GroupResult:
     """Train ``len(seeds)`` members (member i: seed ``seeds[i]``, hyperparameters
-    ``hparams[name][i]``, setting ``labels[i]``) of one static configuration in one vmapped
-    program."""
+    ``hparams[name][i]``, setting ``labels[i]``) of one static configuration.
+
+    ``plan``: how members share the device (:mod:`jaxlabs.plans`; a Plan, its text, or None /
+    "auto": the first chunk runs vmapped, then, if the rest of the group is long enough to be
+    worth it, the candidates are timed on a short probe and the fastest trains the rest; the
+    choice is cached under ``plan_key``). ``memory_limit``: bytes one program may use (default:
+    the device's free memory); a group that does not fit runs as the fewest waves that do.
+    ``compaction``: once at most half of a program's members still run, the running ones are
+    repacked into a smaller program (power-of-two member counts). Every member's results are its
+    own whatever the plan, waves and compaction, to float32 rounding."""
     members = len(seeds)
     if any(len(v) != members for v in hparams.values()):
         raise ValueError("every hyperparameter needs one value per member")
+    plan = parse_plan(plan) if isinstance(plan, str) else plan
     # equal chunks that cover max_epochs with the least overshoot: epochs past the budget in the
     # last chunk are computed (masked) too, so 300 epochs in chunks of 250 would cost 500
     n_chunks = -(-trainer.max_epochs // max(1, chunk))
@@ -113,58 +261,128 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     hp = _stack_hparams(hparams)
     data = jax.device_put(data)  # once, shared by every member
 
-    def init_fn(key, h, d):
-        return init_member(trainer, key, h, d)
+    programs: dict[str, Programs] = {}
 
-    def chunk_fn(state, h, d, start):
-        return run_epochs(trainer, state, h, d, start, chunk)
-
-    def finish_fn(state, h, d):
-        return finalize(trainer, state, h, d)
-
-    vinit = jax.jit(jax.vmap(init_fn, in_axes=(0, 0, None)))
-    vchunk = jax.jit(jax.vmap(chunk_fn, in_axes=(0, 0, None, None)), donate_argnums=0)
-    vfinish = jax.jit(jax.vmap(finish_fn, in_axes=(0, 0, None)))
+    def programs_for(p: Plan) -> Programs:
+        return programs.setdefault(str(p), Programs(trainer, data, p, precision))
 
     t0 = time.perf_counter()
-    state = vinit(keys, hp, data)
-    compiled_chunk = vchunk.lower(state, hp, data, jnp.int32(0)).compile()
-    compiled_finish = vfinish.lower(state, hp, data).compile()  # so run_s is training alone
-    compile_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    pieces: list[dict] = []
-    start = 0
-    bar = tqdm(total=trainer.max_epochs, unit="epoch", desc=desc or f"{members} members",
-               disable=not progress, dynamic_ncols=True, leave=True)
-    with bar:
-        while start < trainer.max_epochs:
-            state, logs = compiled_chunk(state, hp, data, jnp.int32(start))
-            logs = jax.device_get(logs)  # the one host round trip per chunk
-            status = np.asarray(jax.device_get(state.status))
-            pieces.append(logs)
-            done = min(chunk, trainer.max_epochs - start)
-            start += chunk
-            last = np.asarray(logs[trainer.monitor])[:, done - 1]
-            finite = last[np.isfinite(last)]
-            bar.update(done)
-            bar.set_postfix_str(
-                f"run {int((status == RUNNING).sum())} conv {int((status == CONVERGED).sum())} "
-                f"div {int((status == DIVERGED).sum())} | {trainer.monitor} best "
-                f"{_fmt(finite.min() if finite.size else np.nan)} median "
-                f"{_fmt(np.median(finite) if finite.size else np.nan)}", refresh=False)
-            if not (status == RUNNING).any():
-                break
-        final = jax.device_get(compiled_finish(state, hp, data))
-    run_s = time.perf_counter() - t0
-
-    epochs_run = min(start, trainer.max_epochs)
-    curves = {k: np.concatenate([p[k] for p in pieces], axis=1)[:, :epochs_run] for k in pieces[0]}
+    size = wave_size(programs_for(plan or VMAP), keys, hp, chunk, memory_limit)
+    waves = _waves(members, size)
+    decision = {"plan": plan, "source": "forced" if plan is not None else None, "probe": {}}
+    pieces, finals, epochs_run, probe_s = [], [], 0, 0.0
+    for w, idx in enumerate(waves):
+        name = desc or f"{members} members"
+        bar = tqdm(total=trainer.max_epochs, unit="epoch", dynamic_ncols=True, leave=True, disable=not progress,
+                   desc=name if len(waves) == 1 else f"{name} wave {w + 1}/{len(waves)}")
+        with bar:
+            curves, final, run, spent = _train_wave(
+                trainer, programs_for, _take(keys, idx), _take(hp, idx), chunk, bar, compaction, decision,
+                lambda t1, wave_members: _decide(trainer, data, keys, hp, chunk, precision, plan_key, decision,
+                                                 t1 * (n_chunks * len(waves) - 1), wave_members))
+        pieces.append(curves)
+        finals.append(final)
+        epochs_run = max(epochs_run, run)
+        probe_s += spent
+    compile_s = sum(p.compile_s for p in programs.values())
+    run_s = time.perf_counter() - t0 - compile_s - probe_s
+    # a wave that stopped early holds its members' last values, as one program would have
+    curves = {k: np.concatenate([np.pad(c[k], ((0, 0), (0, epochs_run - c[k].shape[1])), mode="edge")
+                                 for c in pieces]) for k in pieces[0]}
+    final = {k: np.concatenate([f[k] for f in finals]) for k in finals[0]}
     return GroupResult(
         static=dict(static or {}), labels=list(labels or [""] * members), seeds=np.asarray(seeds), curves=curves,
         hparams={k: np.asarray(v, np.float64) for k, v in hparams.items()},  # as given, for records
-        final={k: np.asarray(v) for k, v in final.items()}, epochs_run=epochs_run,
-        compile_s=compile_s, run_s=run_s)
+        final=final, epochs_run=epochs_run, compile_s=compile_s, run_s=run_s,
+        plan=str(decision["plan"] or VMAP), plan_source=decision["source"] or "short group: vmap",
+        probe=decision["probe"], waves=[len(i) for i in waves])
+
+
+def _decide(trainer, data, keys, hp, chunk, precision, plan_key, decision, remaining_s, wave_members) -> float:
+    """auto's choice after the first chunk (estimated ``remaining_s`` of training left); returns
+    the seconds spent probing."""
+    cached = cached_plan(plan_key) if plan_key else None
+    if cached is not None:
+        decision.update(plan=parse_plan(cached["plan"]), source="cached", probe=cached.get("probe", {}))
+        return 0.0
+    if wave_members < 2 or remaining_s < PROBE_WORTH_S:
+        decision.update(plan=VMAP, source=f"short group (about {remaining_s:.0f} s left): vmap")
+        return 0.0
+    t0 = time.perf_counter()
+    sample = _take(keys, slice(0, wave_members)), _take(hp, slice(0, wave_members))
+    state = Programs(trainer, data, VMAP, precision).init(*sample) if trainer.probe is None else None
+    times = probe_plans(trainer, data, *sample, state, chunk, precision)
+    best = min(times, key=times.get)
+    decision.update(plan=parse_plan(best), source="probed", probe=times)
+    if plan_key:
+        remember_plan(plan_key, {"plan": best, "probe": times})
+    return time.perf_counter() - t0
+
+
+def _train_wave(trainer, programs_for, keys, hp, chunk, bar, compaction, decision, decide):
+    """One wave's members from init to finish. Returns (curves (members, epochs run), final,
+    epochs run, seconds spent probing)."""
+    n = _members(keys)
+    current = decision["plan"] or VMAP
+    state = programs_for(current).init(keys, hp)
+    active = np.arange(n)  # members (wave indices) in the running program, in order
+    full = None  # every member's state, kept once compaction has taken some out
+    held: dict = {}  # logs of the members taken out: their last values, held
+    status = np.full(n, RUNNING)
+    pieces, start, probe_s = [], 0, 0.0
+    sub_hp = hp
+    while start < trainer.max_epochs:
+        compiling, t1 = programs_for(current).compile_s, time.perf_counter()
+        state, logs = programs_for(current).chunk(state, sub_hp, start, chunk)
+        logs = jax.device_get(logs)  # the one host round trip per chunk
+        status[active] = np.asarray(jax.device_get(state.status))
+        t1 = time.perf_counter() - t1 - (programs_for(current).compile_s - compiling)
+        if len(active) < n:
+            logs = {k: _fill(held[k], v, active) for k, v in logs.items()}
+        pieces.append(logs)
+        done = min(chunk, trainer.max_epochs - start)
+        start += chunk
+        _tick(bar, trainer, logs, status, done)
+        if not (status == RUNNING).any():
+            break
+        if decision["plan"] is None:  # auto, after its first chunk
+            probe_s += decide(t1, len(active))
+        if str(decision["plan"] or VMAP) != str(current):
+            current = decision["plan"]
+        running = np.flatnonzero(status[active] == RUNNING)
+        remaining = t1 * -(-(trainer.max_epochs - start) // chunk)
+        if compaction and len(active) > 1 and len(running) <= len(active) // 2 and remaining > COMPACT_WORTH_S:
+            full = state if full is None else jax.tree.map(lambda a, b: a.at[active].set(b), full, state)
+            held = jax.device_get(full.last_logs)
+            keep = active[running]
+            fillers = [i for i in range(n) if i not in set(keep)][:_bucket(len(keep)) - len(keep)]
+            active = np.sort(np.concatenate([keep, np.asarray(fillers, int)])).astype(int)
+            state, sub_hp = _take(full, active), _take(hp, active)
+    if full is not None:
+        state = jax.tree.map(lambda a, b: a.at[active].set(b), full, state)
+    final = jax.device_get(programs_for(current).finish(state, hp))
+    epochs_run = min(start, trainer.max_epochs)
+    curves = {k: np.concatenate([p[k] for p in pieces], axis=1)[:, :epochs_run] for k in pieces[0]}
+    return curves, {k: np.asarray(v) for k, v in final.items()}, epochs_run, probe_s
+
+
+def _fill(held: np.ndarray, logs: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """A chunk's logs for every member of the wave: the running program's rows where it has them,
+    the held last value elsewhere."""
+    out = np.repeat(np.asarray(held)[:, None], logs.shape[1], axis=1).astype(logs.dtype)
+    out[active] = logs
+    return out
+
+
+def _tick(bar, trainer: Trainer, logs: dict, status: np.ndarray, done: int) -> None:
+    last = np.asarray(logs[trainer.monitor])[:, done - 1]
+    finite = last[np.isfinite(last)]
+    bar.update(done)
+    bar.set_postfix_str(
+        f"run {int((status == RUNNING).sum())} conv {int((status == CONVERGED).sum())} "
+        f"div {int((status == DIVERGED).sum())} | {trainer.monitor} best "
+        f"{_fmt(finite.min() if finite.size else np.nan)} median "
+        f"{_fmt(np.median(finite) if finite.size else np.nan)}", refresh=False)
 
 
 def grid_members(seeds: Iterable[int], **axes: Sequence[float]) -> tuple[list[int], dict[str, list[float]]]:
@@ -194,9 +412,10 @@ def static_groups(members: Sequence[Member]) -> list[list[Member]]:
 
 
 def run_grid(task, members: Sequence[Member], *, chunk: int | None = None, progress: bool = True,
-             name: str = "") -> SweepResult:
-    """Every member of the grid, one compiled program per static configuration. Members keep
-    their order within a group; groups come in order of their first member."""
+             name: str = "", engine: EngineOptions = EngineOptions()) -> SweepResult:
+    """Every member of the grid, one compiled program per static configuration (or several: waves,
+    compaction; see :func:`run_group`). Members keep their order within a group; groups come in
+    order of their first member."""
     result = SweepResult(task.name)
     for group in static_groups(members):
         static = group[0].static
@@ -206,7 +425,9 @@ def run_grid(task, members: Sequence[Member], *, chunk: int | None = None, progr
         result.groups.append(run_group(
             trainer, data, [m.seed for m in group], hparams, static=static, labels=[m.label for m in group],
             chunk=chunk or task.chunk, progress=progress,
-            desc=f"{name or task.name} [{settings}] ({len(group)} members)"))
+            desc=f"{name or task.name} [{settings}] ({len(group)} members)", plan=engine.plan,
+            memory_limit=engine.memory_limit, compaction=engine.compaction, precision=engine.precision,
+            plan_key=cache_key(task.name, static, len(group), engine.precision)))
     return result
 
 

@@ -70,6 +70,9 @@ class Trainer(NamedTuple):
     finish(carry, hparams, data) -> dict of final metrics (arrays of fixed shape). With a
         checkpoint, the carry's checkpointed keys hold their values from the best epoch.
     optimizer(hparams) -> optax.GradientTransformation, or None for a task that updates by hand.
+    probe() -> (trainer, data): a cheaper version of the same program (fewer steps per epoch, the
+        same step) for timing plans (:func:`jaxlabs.sweep.probe_plans`); None: the engine probes a
+        few epochs of this one.
     """
 
     init: Callable[..., Carry]
@@ -79,6 +82,7 @@ class Trainer(NamedTuple):
     monitor: str = "loss"
     optimizer: Optional[Callable[[HParams], optax.GradientTransformation]] = None
     checkpoint: Optional[Checkpoint] = None
+    probe: Optional[Callable[[], tuple["Trainer", Data]]] = None
 
 
 class MemberState(NamedTuple):

@@ -434,9 +434,6 @@ def test_every_declared_option_has_its_bad_values_in_the_table():
     assert len(OPTION_CASES) >= 40 and len(CASES) >= 30
 
 
-@pytest.mark.xfail(strict=True, reason="run_study replaces results.json/.csv before it writes curves.npz, the "
-                   "figures and report.md: a disk that fills after the first file leaves a folder mixing two runs "
-                   "(each file whole). Staging the files and renaming them at the end is jaxlabs/reproduce.py's to do")
 def test_a_disk_that_fills_at_curves_npz_keeps_the_earlier_run(tmp_path, earlier_run, monkeypatch, capsys):
     out = tmp_path / "out"
     shutil.copytree(earlier_run, out)

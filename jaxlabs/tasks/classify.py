@@ -172,7 +172,19 @@ def make_trainer(spec: ClassifierSpec, data: dict) -> Trainer:
     # reports saved the best model); without one, the parameters after the last epoch are tested
     checkpoint = Checkpoint("val_acc", higher=True, keys=("params", "batch_stats")) if has_val else None
     return Trainer(init, epoch, finish, max_epochs=spec.epochs, monitor="loss",
-                   optimizer=lambda hp: spec.optimizer(hp, steps), checkpoint=checkpoint)
+                   optimizer=lambda hp: spec.optimizer(hp, steps), checkpoint=checkpoint,
+                   probe=lambda: _probe(spec, data))
+
+
+PROBE_STEPS = 8  # train steps per epoch of the probe: enough to time a step, cheap to compile
+
+
+def _probe(spec: ClassifierSpec, data: dict) -> tuple[Trainer, dict]:
+    """The same program on a few batches: full train steps at the real batch size and one eval
+    batch per split, for timing plans."""
+    train = PROBE_STEPS * spec.batch_size
+    small = {k: v[:train] if k.endswith("_train") else v[:min(spec.eval_batch, len(v))] for k, v in data.items()}
+    return make_trainer(spec, small), small
 
 
 def synthetic_images(n_train: int, n_test: int, shape: Sequence[int], classes: int = 10,
