@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 # Tests run on the CPU; keep XLA from grabbing every core's worth of threads per test process.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -7,3 +8,5 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # numerics are XLA's own either way (the parity tolerances pass at both levels); to test at the
 # default level, run with XLA_FLAGS set, e.g. `XLA_FLAGS= python -m pytest -q`.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+# auto's plan decisions are cached per machine; the tests keep theirs apart from the user's cache
+os.environ.setdefault("JAXLABS_CACHE_DIR", tempfile.mkdtemp(prefix="jaxlabs-test-cache-"))
