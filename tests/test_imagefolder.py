@@ -102,8 +102,9 @@ def test_load_dataset_finds_a_grayscale_mnist_copy(clean_env):
 
 
 def test_missing_dataset_error_mentions_image_folders(clean_env):
+    (clean_env / "empty").mkdir()  # a folder that exists but holds no copy (a missing one says so instead)
     with pytest.raises(FileNotFoundError, match=r"image-folder copy.*cifar10-jpeg\.zip"):
-        load_dataset("cifar10", clean_env / "nothing")
+        load_dataset("cifar10", clean_env / "empty")
 
 
 # ---------------------------------------------------------------- one-line errors naming the problem
