@@ -50,17 +50,76 @@ def test_pytorch_default_init_bounds_for_conv():
     np.testing.assert_allclose(k.var(), bound**2 / 3, rtol=0.05)
 
 
-@pytest.mark.parametrize("stride,kernel", [(1, 3), (2, 3), (1, 5), (1, 1)])
-def test_im2col_conv_equals_lax_conv(stride, kernel):
-    from jaxlabs.models.layers import conv_im2col
+# jaxlabs.models.conv: every implementation equals lax.conv_general_dilated up to float32 sums in
+# another order. Tolerances: relative, plus an absolute part scaled by the largest value (entries
+# near zero are differences of large sums).
+CONV_RTOL, GRAD_RTOL = 1e-5, 1e-4
 
-    x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3))
-    w = jax.random.normal(jax.random.key(1), (kernel, kernel, 3, 4))
-    pad = kernel // 2
-    ref = jax.lax.conv_general_dilated(x, w, (stride, stride), ((pad, pad), (pad, pad)),
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    np.testing.assert_allclose(conv_im2col(x, w, stride, pad), ref, rtol=1e-5, atol=1e-5)
-    g = jax.grad(lambda w: jnp.sum(jnp.sin(conv_im2col(x, w, stride, pad))))(w)
-    g_ref = jax.grad(lambda w: jnp.sum(jnp.sin(jax.lax.conv_general_dilated(
-        x, w, (stride, stride), ((pad, pad), (pad, pad)), dimension_numbers=("NHWC", "HWIO", "NHWC")))))(w)
-    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5)
+
+def assert_conv_close(got, ref, rtol):
+    ref = np.asarray(ref)
+    np.testing.assert_allclose(got, ref, rtol=rtol, atol=rtol * np.abs(ref).max())
+GEOMETRIES = [((1, 3), (2, 9, 8, 3)), ((2, 3), (2, 9, 8, 3)), ((2, 3), (2, 8, 8, 3)), ((1, 5), (2, 9, 8, 3)),
+              ((1, 1), (2, 9, 8, 3)), ((2, 1), (2, 8, 8, 3))]  # (stride, kernel), input (n, h, w, c)
+
+
+def _loss(conv, stride, pad):
+    return lambda x, w: jnp.sum(jnp.sin(conv(x, w, stride, pad)))  # non-linear: cotangents vary
+
+
+@pytest.mark.parametrize("impl", ["conv_cpu", "conv_im2col"])
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_conv_equals_lax_conv_forward_and_gradients(impl, geometry):
+    from jaxlabs.models import conv as convs
+
+    (stride, kernel), shape = geometry
+    conv, pad = getattr(convs, impl), kernel // 2
+    x = jax.random.normal(jax.random.key(0), shape)
+    w = jax.random.normal(jax.random.key(1), (kernel, kernel, shape[-1], 4))
+    assert_conv_close(conv(x, w, stride, pad), convs.conv_lax(x, w, stride, pad), CONV_RTOL)
+    got = jax.jit(jax.grad(_loss(conv, stride, pad), (0, 1)))(x, w)
+    ref = jax.grad(_loss(convs.conv_lax, stride, pad), (0, 1))(x, w)
+    for g, r in zip(got, ref):  # input gradient, weight gradient
+        assert_conv_close(g, r, GRAD_RTOL)
+
+
+@pytest.mark.parametrize("in_axes", [(0, 0), (None, 0), (0, None)])
+def test_conv_cpu_vmapped_members_inside_scan_equals_lax_conv(in_axes):
+    """Members as the sweep runs them: vmap (own kernels, shared data, or both batched) over a
+    lax.scan of gradient steps, the case conv_cpu exists for."""
+    from jaxlabs.models.conv import conv_cpu, conv_lax
+
+    x = jax.random.normal(jax.random.key(0), (3, 2, 8, 8, 3))
+    w = jax.random.normal(jax.random.key(1), (3, 3, 3, 3, 4))
+    args = tuple(a if ax == 0 else a[0] for a, ax in zip((x, w), in_axes))
+
+    def train(conv):
+        def run(x, w):
+            def step(w, _):
+                return w - 0.01 * jax.grad(_loss(conv, 2, 1), 1)(x, w), jnp.sum(conv(x, w, 2, 1))
+            return jax.lax.scan(step, w, None, length=3)
+        return jax.jit(jax.vmap(run, in_axes=in_axes))(*args)
+
+    for g, r in zip(jax.tree.leaves(train(conv_cpu)), jax.tree.leaves(train(conv_lax))):
+        assert_conv_close(g, r, GRAD_RTOL)
+
+
+def test_conv_is_chosen_per_backend_and_injected_into_the_models():
+    from jaxlabs.models.conv import conv_cpu, conv_for_backend, conv_lax
+
+    assert conv_for_backend("cpu") is conv_cpu
+    assert conv_for_backend("gpu") is conv_lax and conv_for_backend("tpu") is conv_lax
+    calls = []
+
+    def spy(x, w, stride, pad):
+        calls.append(w.shape)
+        return conv_lax(x, w, stride, pad)
+
+    x = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
+    model = CNN(depth=2, kernel=3, channels=4, conv=spy)
+    v = model.init(jax.random.key(1), x)
+    assert calls == [(3, 3, 1, 4), (3, 3, 4, 8)]
+    assert_conv_close(CNN(depth=2, kernel=3, channels=4, conv=conv_cpu).apply(v, x), model.apply(v, x), CONV_RTOL)
+    calls.clear()
+    ResNet8(conv=spy).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    assert len(calls) == 7  # ResNet8: the stem and 3 blocks x 2 convs

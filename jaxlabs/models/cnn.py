@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flax import linen as nn
 
+from jaxlabs.models.conv import ConvFn
 from jaxlabs.models.layers import BatchNorm, Conv, Dense
 
 
@@ -21,11 +22,13 @@ class CNN(nn.Module):
     batch_norm: bool = False
     dropout: float = 0.5
     initializer: str = "pytorch"
+    conv: ConvFn | None = None  # the convolution (jaxlabs.models.conv.conv_for_backend); None: chosen per backend
 
     @nn.compact
     def __call__(self, x, train: bool = False):  # (batch, 28, 28, 1) -> (batch, classes)
         for i in range(self.depth):
-            x = Conv(self.channels * 2**i, self.kernel, initializer=self.initializer, name=f"conv_{i}")(x)
+            x = Conv(self.channels * 2**i, self.kernel, initializer=self.initializer, conv=self.conv,
+                     name=f"conv_{i}")(x)
             if self.batch_norm:
                 x = BatchNorm(name=f"bn_{i}")(x, train=train)
             x = nn.relu(x)

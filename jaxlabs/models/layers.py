@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jaxlabs.models.conv import ConvFn, conv_for_backend, conv_im2col  # noqa: F401 (conv_im2col: re-export)
 from jaxlabs.models.init import get_init
 
 
@@ -36,28 +36,18 @@ class Dense(nn.Module):
         return y
 
 
-def conv_im2col(x, kernel, stride: int, pad: int):
-    """The same convolution as ``lax.conv_general_dilated`` (NHWC, HWIO, symmetric padding) as
-    shifted slices and one matmul. On XLA:CPU a conv's weight gradient inside ``lax.scan`` is
-    10-30x slower than this (and vmapped members turn convs into slow grouped convs), which made
-    CNN training on the CPU unusable; on accelerators ``lax.conv`` is used."""
-    kh, kw, c, o = kernel.shape
-    h, w = x.shape[-3], x.shape[-2]
-    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
-    cols = [xp[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
-            for i in range(kh) for j in range(kw)]  # kh*kw x (batch, ho, wo, c), in HWI order
-    return jnp.concatenate(cols, -1) @ kernel.reshape(kh * kw * c, o)  # (batch, ho, wo, o)
-
-
 class Conv(nn.Module):
-    """``nn.Conv2d(padding=kernel // 2)`` in NHWC; kernel (kh, kw, in, out) = weight OIHW -> HWIO."""
+    """``nn.Conv2d(padding=kernel // 2)`` in NHWC; kernel (kh, kw, in, out) = weight OIHW -> HWIO.
+
+    ``conv`` computes the convolution (:mod:`jaxlabs.models.conv`); models pass it down from where
+    they are built. None: ``conv_for_backend()``, for direct use of the layer."""
 
     features: int
     kernel_size: int = 3
     strides: int = 1
     initializer: str = "pytorch"
     use_bias: bool = True
+    conv: ConvFn | None = None
 
     @nn.compact
     def __call__(self, x):  # (batch, H, W, C_in) -> (batch, H', W', features)
@@ -65,13 +55,8 @@ class Conv(nn.Module):
         k = self.kernel_size
         fan_in = x.shape[-1] * k * k
         kernel = self.param("kernel", scheme.kernel, (k, k, x.shape[-1], self.features), jnp.float32)
-        pad = k // 2
-        if jax.default_backend() == "cpu":
-            y = conv_im2col(x, kernel, self.strides, pad)
-        else:
-            y = jax.lax.conv_general_dilated(
-                x, kernel, (self.strides, self.strides), ((pad, pad), (pad, pad)),
-                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        conv = self.conv or conv_for_backend()
+        y = conv(x, kernel, self.strides, k // 2)  # (batch, H', W', features)
         if self.use_bias:
             y = y + self.param("bias", scheme.bias(fan_in), (self.features,), jnp.float32)
         return y

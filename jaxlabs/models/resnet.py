@@ -12,6 +12,7 @@ from typing import Sequence
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jaxlabs.models.conv import ConvFn
 from jaxlabs.models.layers import BatchNorm, Conv, Dense
 
 
@@ -19,12 +20,15 @@ class BasicBlock(nn.Module):
     features: int
     strides: int = 1
     initializer: str = "pytorch"
+    conv: ConvFn | None = None
 
     @nn.compact
     def __call__(self, x, train: bool):
-        y = Conv(self.features, 3, self.strides, initializer=self.initializer, use_bias=False, name="conv1")(x)
+        y = Conv(self.features, 3, self.strides, initializer=self.initializer, use_bias=False, conv=self.conv,
+                 name="conv1")(x)
         y = nn.relu(BatchNorm(name="bn1")(y, train=train))
-        y = Conv(self.features, 3, 1, initializer=self.initializer, use_bias=False, name="conv2")(y)
+        y = Conv(self.features, 3, 1, initializer=self.initializer, use_bias=False, conv=self.conv,
+                 name="conv2")(y)
         y = BatchNorm(name="bn2")(y, train=train)
         if self.strides != 1 or x.shape[-1] != self.features:
             # option A: x[:, ::2, ::2] with the new channels zero-padded evenly on both sides
@@ -39,15 +43,17 @@ class ResNet(nn.Module):
     widths: Sequence[int] = (16, 32, 64)
     classes: int = 10
     initializer: str = "pytorch"
+    conv: ConvFn | None = None  # the convolution (jaxlabs.models.conv.conv_for_backend); None: chosen per backend
 
     @nn.compact
     def __call__(self, x, train: bool = False):  # (batch, 32, 32, 3) -> (batch, classes)
-        x = Conv(self.widths[0], 3, initializer=self.initializer, use_bias=False, name="conv1")(x)
+        x = Conv(self.widths[0], 3, initializer=self.initializer, use_bias=False, conv=self.conv, name="conv1")(x)
         x = nn.relu(BatchNorm(name="bn1")(x, train=train))
         for stage, (n, width) in enumerate(zip(self.blocks_per_stage, self.widths)):
             for b in range(n):
                 strides = 2 if stage > 0 and b == 0 else 1
-                x = BasicBlock(width, strides, initializer=self.initializer, name=f"layer{stage + 1}_{b}")(x, train)
+                x = BasicBlock(width, strides, initializer=self.initializer, conv=self.conv,
+                               name=f"layer{stage + 1}_{b}")(x, train)
         x = jnp.mean(x, axis=(1, 2))  # global average pool: (batch, 64)
         return Dense(self.classes, initializer=self.initializer, name="linear")(x)
 

@@ -20,7 +20,7 @@ t = CifarResNet20Task(); r = run_sweep(t, [t.resolve_static(synthetic=2048, epoc
 from __future__ import annotations
 
 from jaxlabs.data import crop_flip, load_dataset
-from jaxlabs.models import ResNet
+from jaxlabs.models import ResNet, conv_for_backend
 from jaxlabs.options import static_option, traced_option
 from jaxlabs.tasks.base import Task
 from jaxlabs.tasks.classify import ClassifierSpec, make_trainer, synthetic_images
@@ -72,7 +72,7 @@ class CifarResNet20Task(Task):
         data = {"x_train": raw["train_images"], "y_train": raw["train_labels"],
                 "x_test": raw["test_images"], "y_test": raw["test_labels"]}
         b, w = static["blocks"], static["width"]
-        model = ResNet(blocks_per_stage=(b, b, b), widths=(w, 2 * w, 4 * w))
+        model = ResNet(blocks_per_stage=(b, b, b), widths=(w, 2 * w, 4 * w), conv=conv_for_backend())
         drop = static["drop_epoch"]
         spec = ClassifierSpec(
             model=model, loss=cross_entropy, optimizer=lambda hp, steps: make_optimizer(hp, steps, drop),

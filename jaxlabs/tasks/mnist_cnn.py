@@ -25,7 +25,7 @@ import numpy as np
 from jaxlabs.data import augment as augment_images
 from jaxlabs.data import load_dataset, split_ratio
 from jaxlabs.data.splits import DATA_SEED
-from jaxlabs.models import CNN, INIT_SCHEMES
+from jaxlabs.models import CNN, INIT_SCHEMES, conv_for_backend
 from jaxlabs.options import static_option, traced_option
 from jaxlabs.tasks.base import Task
 from jaxlabs.tasks.classify import ClassifierSpec, make_trainer, synthetic_images
@@ -95,7 +95,7 @@ class MnistCNNTask(Task):
         data = mnist_splits(self.raw_data(static), static["subset"], static["data_seed"])
         model = CNN(depth=static["depth"], kernel=static["kernel"], channels=static["channels"],
                     hidden=static["hidden"], batch_norm=static["batch_norm"], dropout=static["dropout"],
-                    initializer=static["initializer"])
+                    initializer=static["initializer"], conv=conv_for_backend())
         spec = ClassifierSpec(
             model=model, loss=cross_entropy, optimizer=lambda hp, steps: torch_adam(hp["lr"]),
             batch_size=static["batch_size"], epochs=static["epochs"], mean=MNIST_MEAN, std=MNIST_STD,
