@@ -5,6 +5,10 @@ conv labs' training speed (ResNet20, Lab D's CNN) against the report-style PyTor
     python -m experiments.benchmark                    # 3 lr x 3 seeds, N=2000, 1000 epochs
     python -m experiments.benchmark --seeds 8 --epochs 2000 --json runs/bench.json
     python -m experiments.benchmark --conv             # ResNet20 and Lab D CNN, 1 and 4 members
+    python -m experiments.benchmark --plans            # every plan and auto, and compaction's gain
+    python -m experiments.benchmark --suite device     # the same on an accelerator, at its sizes
+    python -m experiments.benchmark --sweep-default    # lr_sweep as shipped against --plan vmap
+    python -m experiments.benchmark --devices-overhead # the default sweep on 4 simulated devices vs 1
 
 Every member runs the same number of epochs (the tolerance is set unreachable), so the three
 paths do the same arithmetic: full-batch Adam on 1600 points through the SiLU MLP, plus (JAX paths)
@@ -43,6 +47,18 @@ def parse_args(argv=None):
     p.add_argument("--torch-threads", type=int_at_least(1), default=None,
                    help="torch.set_num_threads for the PyTorch loop (default: every core, as PyTorch "
                         "does; 2 with --conv; on a busy machine use 1: oversubscribed threads slow it 30x)")
+    p.add_argument("--plans", action="store_true",
+                   help="members per second under each plan (vmap, map, hybrid:K, auto) for Lab A, the Lab D "
+                        "CNN and ResNet20 at several member counts, and the gain of compaction")
+    p.add_argument("--suite", choices=("cpu", "device"), default=None,
+                   help="--plans at this suite's sizes: cpu (this machine) or device (one accelerator: 1,024 "
+                        "Lab A members, 64 ResNet20 members x 10 epochs); --suite alone implies --plans")
+    p.add_argument("--all-devices", dest="all_devices", action="store_true",
+                   help="--plans: split members over every device present (default: one device)")
+    p.add_argument("--sweep-default", dest="sweep_default", action="store_true",
+                   help="time `python -m experiments.lr_sweep` as shipped against --plan vmap --no-compaction")
+    p.add_argument("--devices-overhead", dest="devices_overhead", action="store_true",
+                   help="time the default sweep split over 4 simulated CPU devices against one device")
     p.add_argument("--conv", action="store_true",
                    help="benchmark the conv labs instead (ResNet20 batch 128 SGD, Lab D CNN batch 64 Adam)")
     p.add_argument("--models", default="resnet20,cnn", help="--conv: models, of resnet20,cnn (default: %(default)s)")
@@ -115,6 +131,21 @@ def torch_report_loop(data, lrs, seeds, width, depth, epochs, threads):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.plans or args.suite or args.sweep_default or args.devices_overhead:
+        from experiments import plan_benchmark
+
+        results = {}
+        if args.plans or args.suite:
+            results["plans"] = plan_benchmark.run(args.suite or "cpu", None, devices_all=args.all_devices)
+        if args.sweep_default:
+            results["sweep_default"] = plan_benchmark.default_sweep_vs_vmap()
+        if args.devices_overhead:
+            results["devices_overhead"] = plan_benchmark.devices_overhead()
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1, default=str)
+            print(f"wrote {args.json}")
+        return 0
     if args.conv:
         return conv_benchmark(args)
     if args.torch_threads is None:
