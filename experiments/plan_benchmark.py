@@ -74,7 +74,7 @@ def plan_table(suite: str, devices) -> list[dict]:
             for members in counts:
                 for plan in plans_for(members):
                     r = time_group(task, static, task.hparams(**traced), chunk, members, plan, devices)
-                    work = members * r["epochs"] * (r["images"] or 1)
+                    work = members * r["epochs"] * (r["images"] if unit == "images/s" else 1)
                     rows.append({"workload": name, "members": members, "plan": "auto" if plan is None else str(plan),
                                  "chose": r["plan"], "rate": work / r["train_s"], "unit": unit,
                                  "train_s": round(r["train_s"], 3), "compile_s": round(r["compile_s"], 2)})
