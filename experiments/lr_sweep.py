@@ -16,8 +16,8 @@ import re
 import sys
 import time
 
-from jaxlabs.cli import (ArgumentParser, add_engine_flags, engine_options, fail, int_at_least, plan_line,
-                         positive_float_list)
+from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, durable, engine_options, fail,
+                         int_at_least, interrupted, plan_line, positive_float_list)
 from jaxlabs.options import OptionError
 from jaxlabs.tasks import TASKS, get_task
 
@@ -54,6 +54,7 @@ def build_parser(task) -> ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>-lr-sweep)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_flags(p)
+    add_durability_flags(p)
     g = p.add_argument_group(f"options of {task.name} ({task.description})")
     for o in task.options:
         if o.name == "lr":
@@ -117,6 +118,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     task, args = parse_args(argv)
     from jaxlabs.reproduce import run_study, sweep_study  # after parsing: --help answers at once
+    from jaxlabs import checkpoint
     from jaxlabs.results import check_writable
 
     given = {o.name: getattr(args, o.name) for o in task.options if o.name != "lr"}
@@ -139,12 +141,17 @@ def main(argv=None) -> int:
           f"{len(seeds)} seeds = {len(lrs) * len(seeds)} members in one vmapped program; up to {static['epochs']} epochs")
     t0 = time.perf_counter()
     try:
-        r = run_study(study, seeds, out, progress=not args.no_progress, engine=engine_options(args),
-                      command=" ".join([PROG, *(sys.argv[1:] if argv is None else argv)]))
+        with durable(args):
+            r = run_study(study, seeds, out, progress=not args.no_progress, engine=engine_options(args),
+                          command=" ".join([PROG, *(sys.argv[1:] if argv is None else argv)]),
+                          checkpoint_every=args.checkpoint_every, fresh=args.fresh)
+    except KeyboardInterrupt as e:
+        return interrupted(PROG, e)
     except (ValueError, FileNotFoundError, MemoryError) as e:  # e.g. a dataset that is not on this machine
         fail(PROG, str(e))
     except OSError as e:  # a full disk or lost permission while writing the results
         fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
+    checkpoint.clear(out)
     print("\n" + r["table"])
     for g in r["timing"]:
         print(f"compile {g['compile_s']:.1f} s, train {g['run_s']:.1f} s for {g['members']} members "

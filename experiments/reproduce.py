@@ -14,7 +14,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from jaxlabs.cli import ArgumentParser, add_engine_flags, engine_options, fail, int_at_least, plan_line
+from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, durable, engine_options, fail,
+                         int_at_least, interrupted, plan_line)
 
 PROG = "python -m experiments.reproduce"
 
@@ -36,6 +37,7 @@ def parse_args(argv=None):
                         "without training (after a change to how reports judge); --seeds, --quick and "
                         "--data-dir are not used")
     add_engine_flags(p)
+    add_durability_flags(p)
     args = p.parse_args(argv)
     if not args.list and not args.study:
         p.error("give a study, a lab letter or all (see --list)")
@@ -56,6 +58,8 @@ def list_studies() -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from jaxlabs import checkpoint
+    from jaxlabs.checkpoint import CheckpointMismatch
     from jaxlabs.data import DatasetNotFoundError
     from jaxlabs.reproduce import rewrite_report, run_study, write_index
     from jaxlabs.results import check_writable
@@ -95,8 +99,14 @@ def main(argv=None) -> int:
     for study in studies:
         print(f"\n== {study.key}: {study.title} ({len(study.settings)} settings x {len(seeds)} seeds)")
         try:
-            r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,
-                          progress=not args.no_progress, command=command, engine=engine_options(args))
+            with durable(args):
+                r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,
+                              progress=not args.no_progress, command=command, engine=engine_options(args),
+                              checkpoint_every=args.checkpoint_every, fresh=args.fresh)
+        except KeyboardInterrupt as e:
+            return interrupted(PROG, e)
+        except CheckpointMismatch as e:  # another run's checkpoint: never skipped, never mixed
+            fail(PROG, str(e))
         except (DatasetNotFoundError, ValueError) as e:  # data missing or broken: skipped among several
             if len(studies) == 1:
                 fail(PROG, str(e))
@@ -112,6 +122,8 @@ def main(argv=None) -> int:
         print("\n".join(f"   {', '.join(g['settings'])}: {plan_line(g)}" for g in r["timing"]))
         print(f"   verdict: {r['verdict']} ({r['wall_s']:.0f} s) -> {r['out']}/report.md")
     write_index(results, skipped, Path(out))  # with the studies run into this folder before
+    for study in studies:  # all done: a later run of this command starts afresh
+        checkpoint.clear(out / study.key)
     print(f"\nindex: {out}/index.md ({len(results)} studies run, {len(skipped)} skipped)")
     return 0
 

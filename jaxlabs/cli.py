@@ -86,6 +86,37 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
                    help="repack the running members into a smaller program once half have stopped (default: on)")
 
 
+def add_durability_flags(p: argparse.ArgumentParser) -> None:
+    """Checkpoints and resume: the same command with the same --out continues where a run stopped."""
+    from jaxlabs.checkpoint import EVERY_FORMS, parse_every
+
+    g = p.add_argument_group("checkpoints (run the same command again to resume)")
+    g.add_argument("--checkpoint-every", dest="checkpoint_every", type=_checked(parse_every, "time"),
+                   default=parse_every("5m"), metavar="TIME",
+                   help=f"checkpoint the training in OUT/.checkpoint this often ({EVERY_FORMS}; default: 5m)")
+    g.add_argument("--fresh", action="store_true",
+                   help="discard a checkpoint in --out (another run's, or this one's) and start over")
+
+
+def durable(args):
+    """While the command trains: Ctrl-C writes a checkpoint and stops (with checkpoints on)."""
+    import contextlib
+
+    from jaxlabs.checkpoint import stop_at_checkpoint
+
+    return stop_at_checkpoint() if args.checkpoint_every > 0 else contextlib.nullcontext()
+
+
+def interrupted(prog: str, e: KeyboardInterrupt) -> int:
+    """Ctrl-C: one line on how to go on; exit 130, as a shell reports SIGINT."""
+    from jaxlabs.checkpoint import Interrupted
+
+    how = str(e) if isinstance(e, Interrupted) else \
+        "stopped at once; run the same command again to resume from the last checkpoint, if one was written"
+    print(f"{prog}: interrupted: {how}", file=sys.stderr)
+    return 130
+
+
 def engine_options(args):
     from jaxlabs.plans import parse_plan
     from jaxlabs.sweep import EngineOptions

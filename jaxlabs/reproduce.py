@@ -7,6 +7,7 @@ records, summaries, table, figures and ``report.md`` are the same for both.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -20,6 +21,8 @@ from typing import Sequence
 import numpy as np
 
 from jaxlabs.catalogue import STUDIES
+from jaxlabs.checkpoint import CHECKPOINT_DIR, StudyCheckpoint, code_version
+from jaxlabs.checkpoint import remove as remove_checkpoint
 from jaxlabs.plots import study_figures
 from jaxlabs.report import write_report
 from jaxlabs.results import atomic_write_text, summarize_setting, write_curves, write_records
@@ -80,12 +83,27 @@ def study_records(study: Study, result: SweepResult) -> list[dict]:
     return rows
 
 
+def study_config(study: Study, task, seeds: Sequence[int], members: Sequence[Member], quick: bool,
+                 engine: EngineOptions) -> dict:
+    """What a checkpoint must match to resume: every member's numbers, the engine, the code."""
+    return {"study": study.key, "task": task.name, "seeds": list(seeds), "quick": quick,
+            "settings": {m.label: {"static": m.static, "traced": m.hparams} for m in members},
+            "engine": {**dataclasses.asdict(engine), "plan": "auto" if engine.plan is None else str(engine.plan)},
+            "code": code_version()}
+
+
 def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = False,
               data_dir: str | None = None, progress: bool = True, command: str = "",
-              engine: EngineOptions = EngineOptions()) -> dict:
+              engine: EngineOptions = EngineOptions(), checkpoint_every: float = 0.0, fresh: bool = False) -> dict:
     """Train every setting x seed, save the records (``results.json``/``.csv``, ``curves.npz``)
     before anything else, then the figures and ``report.md``. Returns ``{"study", "title",
-    "verdict", "wall_s", "out", "quick", "lines", "table", "figures", "timing"}``."""
+    "verdict", "wall_s", "out", "quick", "lines", "table", "figures", "timing"}``.
+
+    ``checkpoint_every`` > 0: checkpoint the training in ``out/.checkpoint`` that often (seconds),
+    and resume from a checkpoint already there (:mod:`jaxlabs.checkpoint`; a study it marks finished
+    is not run again); one of another configuration is a CheckpointMismatch. ``fresh``: discard
+    any checkpoint first."""
+
     task = get_task(study.task)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,7 +111,22 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     # --quick: the first and last settings only (each static setting is a compile, which dominates)
     run_settings = study.settings if not quick or len(study.settings) <= 2 else (study.settings[0], study.settings[-1])
     members = study_members(study, task, seeds, run_settings, quick, data_dir)
-    result = run_grid(task, members, progress=progress, name=study.key, engine=engine)
+    if fresh:
+        remove_checkpoint(out / CHECKPOINT_DIR)
+    checkpoint = None
+    if checkpoint_every > 0:
+        checkpoint = StudyCheckpoint(out / CHECKPOINT_DIR, study_config(study, task, seeds, members, quick, engine),
+                                     checkpoint_every, study.key)
+        note = checkpoint.open()
+        if note:
+            print(note)
+        if checkpoint.finished:
+            return {**rewrite_report(study, out), "timing": json.loads((out / "results.json").read_text())["timing"]}
+    try:
+        result = run_grid(task, members, progress=progress, name=study.key, engine=engine, checkpoint=checkpoint)
+    finally:
+        if checkpoint is not None:
+            checkpoint.close()
     wall = round(time.perf_counter() - t0, 2)  # as results.json keeps it: a rewritten report reads the same
     timing = [{"settings": list(dict.fromkeys(g.labels)), "members": g.members, "epochs_run": g.epochs_run,
                "compile_s": round(g.compile_s, 3), "run_s": round(g.run_s, 3), "plan": g.plan,
@@ -125,6 +158,8 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
         _publish(staging, out)
         raise
     _publish(staging, out)
+    if checkpoint is not None:
+        checkpoint.finish()
     return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
             "quick": quick, "lines": lines, "table": table, "figures": figures, "timing": timing}
 

@@ -10,6 +10,7 @@ the progress bar, and stops early once no member is running.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import time
@@ -237,7 +238,7 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
               *, static: dict | None = None, labels: Sequence[str] | None = None, chunk: int = 100,
               progress: bool = True, desc: str = "", plan: Plan | str | None = VMAP,
               memory_limit: int | None = None, compaction: bool = False, precision: str = "fp32",
-              plan_key: str | None = None) -> GroupResult:
+              plan_key: str | None = None, checkpoint=None) -> GroupResult:
     """Train ``len(seeds)`` members (member i: seed ``seeds[i]``, hyperparameters
     ``hparams[name][i]``, setting ``labels[i]``) of one static configuration.
 
@@ -248,7 +249,9 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     the device's free memory); a group that does not fit runs as the fewest waves that do.
     ``compaction``: once at most half of a program's members still run, the running ones are
     repacked into a smaller program (power-of-two member counts). Every member's results are its
-    own whatever the plan, waves and compaction, to float32 rounding."""
+    own whatever the plan, waves and compaction, to float32 rounding. ``checkpoint``: a
+    :class:`jaxlabs.checkpoint.GroupCheckpoint`: the group starts from where an earlier run saved it
+    (its waves, auto's decision, the running wave's state) and is checkpointed between chunks."""
     members = len(seeds)
     if any(len(v) != members for v in hparams.values()):
         raise ValueError("every hyperparameter needs one value per member")
@@ -267,11 +270,20 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
         return programs.setdefault(str(p), Programs(trainer, data, p, precision))
 
     t0 = time.perf_counter()
-    size = wave_size(programs_for(plan or VMAP), keys, hp, chunk, memory_limit)
-    waves = _waves(members, size)
     decision = {"plan": plan, "source": "forced" if plan is not None else None, "probe": {}}
-    pieces, finals, epochs_run, probe_s = [], [], 0, 0.0
+    saved = checkpoint.position if checkpoint is not None else None  # where an earlier run stopped
+    if saved is None:
+        size = wave_size(programs_for(plan or VMAP), keys, hp, chunk, memory_limit)
+        waves = _waves(members, size)
+        pieces, finals, epochs_run = [], [], 0
+    else:  # its waves and auto's decision: the rest runs as it would have
+        waves = [np.asarray(i, int) for i in saved["waves"]]
+        decision.update(saved["decision"], plan=saved["decision"]["plan"] and parse_plan(saved["decision"]["plan"]))
+        pieces, finals, epochs_run = checkpoint.earlier_waves()
+    probe_s = 0.0
     for w, idx in enumerate(waves):
+        if w < len(pieces):
+            continue  # finished before the checkpoint
         name = desc or f"{members} members"
         bar = tqdm(total=trainer.max_epochs, unit="epoch", dynamic_ncols=True, leave=True, disable=not progress,
                    desc=name if len(waves) == 1 else f"{name} wave {w + 1}/{len(waves)}")
@@ -279,7 +291,10 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
             curves, final, run, spent = _train_wave(
                 trainer, programs_for, _take(keys, idx), _take(hp, idx), chunk, bar, compaction, decision,
                 lambda t1, wave_members: _decide(trainer, data, keys, hp, chunk, precision, plan_key, decision,
-                                                 t1 * (n_chunks * len(waves) - 1), wave_members))
+                                                 t1 * (n_chunks * len(waves) - 1), wave_members),
+                resume=checkpoint.restore_wave if saved is not None and w == saved["wave"] else None,
+                save=None if checkpoint is None else functools.partial(checkpoint.save, w, waves, decision,
+                                                                       (pieces, finals, epochs_run)))
         pieces.append(curves)
         finals.append(final)
         epochs_run = max(epochs_run, run)
@@ -319,9 +334,12 @@ def _decide(trainer, data, keys, hp, chunk, precision, plan_key, decision, remai
     return time.perf_counter() - t0
 
 
-def _train_wave(trainer, programs_for, keys, hp, chunk, bar, compaction, decision, decide):
+def _train_wave(trainer, programs_for, keys, hp, chunk, bar, compaction, decision, decide, resume=None,
+                save=None):
     """One wave's members from init to finish. Returns (curves (members, epochs run), final,
-    epochs run, seconds spent probing)."""
+    epochs run, seconds spent probing). ``resume(fresh_state, take)``: the wave as a checkpoint
+    saved it (the fresh state gives its structure); ``save(**wave)``: called between chunks, to
+    checkpoint the wave."""
     n = _members(keys)
     current = decision["plan"] or VMAP
     state = programs_for(current).init(keys, hp)
@@ -330,7 +348,10 @@ def _train_wave(trainer, programs_for, keys, hp, chunk, bar, compaction, decisio
     held: dict = {}  # logs of the members taken out: their last values, held
     status = np.full(n, RUNNING)
     pieces, start, probe_s = [], 0, 0.0
-    sub_hp = hp
+    if resume is not None:
+        state, full, held, active, status, pieces, start = resume(state, _take)
+        bar.update(min(start, trainer.max_epochs))
+    sub_hp = hp if full is None else _take(hp, active)
     while start < trainer.max_epochs:
         compiling, t1 = programs_for(current).compile_s, time.perf_counter()
         state, logs = programs_for(current).chunk(state, sub_hp, start, chunk)
@@ -358,6 +379,8 @@ def _train_wave(trainer, programs_for, keys, hp, chunk, bar, compaction, decisio
             fillers = [i for i in range(n) if i not in set(keep)][:_bucket(len(keep)) - len(keep)]
             active = np.sort(np.concatenate([keep, np.asarray(fillers, int)])).astype(int)
             state, sub_hp = _take(full, active), _take(hp, active)
+        if save is not None:
+            save(state=state, full=full, held=held, active=active, status=status, pieces=pieces, start=start)
     if full is not None:
         state = jax.tree.map(lambda a, b: a.at[active].set(b), full, state)
     final = jax.device_get(programs_for(current).finish(state, hp))
@@ -412,13 +435,19 @@ def static_groups(members: Sequence[Member]) -> list[list[Member]]:
 
 
 def run_grid(task, members: Sequence[Member], *, chunk: int | None = None, progress: bool = True,
-             name: str = "", engine: EngineOptions = EngineOptions()) -> SweepResult:
+             name: str = "", engine: EngineOptions = EngineOptions(), checkpoint=None) -> SweepResult:
     """Every member of the grid, one compiled program per static configuration (or several: waves,
     compaction; see :func:`run_group`). Members keep their order within a group; groups come in
-    order of their first member."""
+    order of their first member. ``checkpoint``: a :class:`jaxlabs.checkpoint.StudyCheckpoint`:
+    groups an earlier run finished are taken from it, the others resume and are checkpointed."""
     result = SweepResult(task.name)
-    for group in static_groups(members):
+    groups = static_groups(members)
+    for g, group in enumerate(groups):
         static = group[0].static
+        saved = checkpoint.finished_group(g, static) if checkpoint is not None else None
+        if saved is not None:
+            result.groups.append(saved)
+            continue
         trainer, data = task.build(static)
         settings = ", ".join(dict.fromkeys(m.label for m in group))
         hparams = {k: [m.hparams[k] for m in group] for k in group[0].hparams}
@@ -427,7 +456,10 @@ def run_grid(task, members: Sequence[Member], *, chunk: int | None = None, progr
             chunk=chunk or task.chunk, progress=progress,
             desc=f"{name or task.name} [{settings}] ({len(group)} members)", plan=engine.plan,
             memory_limit=engine.memory_limit, compaction=engine.compaction, precision=engine.precision,
-            plan_key=cache_key(task.name, static, len(group), engine.precision)))
+            plan_key=cache_key(task.name, static, len(group), engine.precision),
+            checkpoint=checkpoint.group(g, settings) if checkpoint is not None else None))
+        if checkpoint is not None:
+            checkpoint.group_done(g, result.groups[-1], last=g == len(groups) - 1)
     return result
 
 
