@@ -15,9 +15,10 @@ import argparse
 import re
 import sys
 import time
+from pathlib import Path
 
 from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, durable, engine_options, fail,
-                         int_at_least, interrupted, plan_line, positive_float_list)
+                         int_at_least, interrupted, is_writer, plan_line, positive_float_list, start_processes)
 from jaxlabs.options import OptionError
 from jaxlabs.tasks import TASKS, get_task
 
@@ -117,6 +118,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     task, args = parse_args(argv)
+    start_processes(PROG, args)  # before anything touches JAX
     from jaxlabs.reproduce import run_study, sweep_study  # after parsing: --help answers at once
     from jaxlabs import checkpoint
     from jaxlabs.results import check_writable
@@ -127,11 +129,12 @@ def main(argv=None) -> int:
         static = task.resolve_static(**{k: v for k, v in given.items() if k in task.static_defaults})
         task.check(static)
         traced = task.hparams(**{k: v for k, v in given.items() if k in task.traced_defaults})
+        engine = engine_options(args)
     except ValueError as e:
         fail(PROG, str(e))
     out = args.out or f"runs/{task.name}-lr-sweep"
     try:
-        out = check_writable(out)
+        out = check_writable(out) if is_writer() else Path(out)
     except OSError as e:
         fail(PROG, f"argument --out: cannot write to {out!r} ({e.strerror or e}); choose a writable folder")
     lrs = args.lr or list(task.lr_grid)
@@ -142,7 +145,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     try:
         with durable(args):
-            r = run_study(study, seeds, out, progress=not args.no_progress, engine=engine_options(args),
+            r = run_study(study, seeds, out, progress=not args.no_progress, engine=engine,
                           command=" ".join([PROG, *(sys.argv[1:] if argv is None else argv)]),
                           checkpoint_every=args.checkpoint_every, fresh=args.fresh)
     except KeyboardInterrupt as e:
@@ -152,6 +155,9 @@ def main(argv=None) -> int:
     except OSError as e:  # a full disk or lost permission while writing the results
         fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
     checkpoint.clear(out)
+    if not is_writer():
+        print(f"process {args.process_id}: trained its share of the members; process 0 wrote {out}")
+        return 0
     print("\n" + r["table"])
     for g in r["timing"]:
         print(f"compile {g['compile_s']:.1f} s, train {g['run_s']:.1f} s for {g['members']} members "

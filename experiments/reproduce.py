@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, durable, engine_options, fail,
-                         int_at_least, interrupted, plan_line)
+                         int_at_least, interrupted, is_writer, plan_line, start_processes)
 
 PROG = "python -m experiments.reproduce"
 
@@ -58,6 +58,8 @@ def list_studies() -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if not (args.list or args.report_only):
+        start_processes(PROG, args)  # before anything touches JAX
     from jaxlabs import checkpoint
     from jaxlabs.checkpoint import CheckpointMismatch
     from jaxlabs.data import DatasetNotFoundError
@@ -73,7 +75,11 @@ def main(argv=None) -> int:
     except ValueError as e:
         fail(PROG, f"argument study: {e}")
     try:
-        out = check_writable(args.out)
+        engine = engine_options(args)
+    except ValueError as e:
+        fail(PROG, str(e))
+    try:
+        out = check_writable(args.out) if is_writer() else Path(args.out)
     except OSError as e:
         fail(PROG, f"argument --out: cannot write to {args.out!r} ({e.strerror or e}); choose a writable folder")
     seeds = list(range(min(args.seeds, 2) if args.quick and args.seeds == 5 else args.seeds))
@@ -101,7 +107,7 @@ def main(argv=None) -> int:
         try:
             with durable(args):
                 r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,
-                              progress=not args.no_progress, command=command, engine=engine_options(args),
+                              progress=not args.no_progress, command=command, engine=engine,
                               checkpoint_every=args.checkpoint_every, fresh=args.fresh)
         except KeyboardInterrupt as e:
             return interrupted(PROG, e)
@@ -118,10 +124,13 @@ def main(argv=None) -> int:
         except OSError as e:  # a full disk or lost permission while writing the results
             fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
         results.append(r)
+        if not is_writer():
+            continue
         print(r["table"])
         print("\n".join(f"   {', '.join(g['settings'])}: {plan_line(g)}" for g in r["timing"]))
         print(f"   verdict: {r['verdict']} ({r['wall_s']:.0f} s) -> {r['out']}/report.md")
-    write_index(results, skipped, Path(out))  # with the studies run into this folder before
+    if is_writer():
+        write_index(results, skipped, Path(out))  # with the studies run into this folder before
     for study in studies:  # all done: a later run of this command starts afresh
         checkpoint.clear(out / study.key)
     print(f"\nindex: {out}/index.md ({len(results)} studies run, {len(skipped)} skipped)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -84,6 +85,18 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
                         "state stay float32 (default: fp32)")
     g.add_argument("--compaction", action=argparse.BooleanOptionalAction, default=True,
                    help="repack the running members into a smaller program once half have stopped (default: on)")
+    g.add_argument("--devices", type=_checked(_parse_devices, "devices"), default=None,
+                   help="split each group's members over this many devices, or all (default: all: every "
+                        "device of every process)")
+    h = p.add_argument_group("several hosts (jax.distributed; every process runs the same command)")
+    h.add_argument("--coordinator", type=_checked(_parse_address, "address"), default=None,
+                   help="HOST:PORT of process 0, which every process connects to")
+    h.add_argument("--num-processes", dest="num_processes", type=int_at_least(1), default=None,
+                   help="how many processes take part")
+    h.add_argument("--process-id", dest="process_id", type=int_at_least(0), default=None,
+                   help="this process's number, 0 .. num-processes - 1; process 0 writes --out")
+    h.add_argument("--connect-timeout", dest="connect_timeout", type=int_at_least(1), default=120,
+                   help="seconds to wait for every process to join before giving up (default: %(default)s)")
 
 
 def add_durability_flags(p: argparse.ArgumentParser) -> None:
@@ -121,12 +134,76 @@ def engine_options(args):
     from jaxlabs.plans import parse_plan
     from jaxlabs.sweep import EngineOptions
 
-    return EngineOptions(plan=parse_plan(args.plan), memory_limit=args.memory_limit,
-                         compaction=args.compaction, precision=args.precision)
+    options = EngineOptions(plan=parse_plan(args.plan), memory_limit=args.memory_limit,
+                            compaction=args.compaction, precision=args.precision, devices=args.devices)
+    options.device_list()  # more devices than there are: the one-line error now, before any work
+    return options
+
+
+def _parse_address(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 10.0.0.1:8476 or node01:8476)")
+    return text
+
+
+def start_processes(prog: str, args) -> None:
+    """Join JAX's multi-process runtime before anything else touches JAX: from the flags, or from
+    a cluster environment ``jax.distributed.initialize()`` reads by itself (SLURM with several
+    tasks). One process alone does nothing. A process that cannot reach the others stops with a
+    one-line error after ``--connect-timeout`` seconds, never hangs."""
+    import jax
+
+    flags = (args.coordinator, args.num_processes, args.process_id)
+    if all(f is None for f in flags):
+        if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+            _initialize(prog, jax, {}, args.connect_timeout, "the SLURM job's coordinator")
+        return
+    if any(f is None for f in flags):
+        fail(prog, "argument --coordinator: several processes need all of --coordinator HOST:PORT, "
+                   "--num-processes N and --process-id I")
+    if args.process_id >= args.num_processes:
+        fail(prog, f"argument --process-id: {args.process_id} is not below --num-processes {args.num_processes}; "
+                   f"number the processes 0 .. {args.num_processes - 1}")
+    if args.num_processes == 1:
+        return
+    _initialize(prog, jax, {"coordinator_address": args.coordinator, "num_processes": args.num_processes,
+                            "process_id": args.process_id}, args.connect_timeout, args.coordinator)
+
+
+def is_writer() -> bool:
+    """Process 0 writes the results; the others of a multi-process run write nothing."""
+    import jax
+
+    return jax.process_index() == 0
+
+
+def _initialize(prog: str, jax, kwargs: dict, timeout: int, where: str) -> None:
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes gather results
+    try:
+        jax.distributed.initialize(**kwargs, initialization_timeout=timeout)
+    except Exception as e:  # noqa: BLE001 - the runtime raises several kinds; all mean the same here
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        fail(prog, f"argument --coordinator: could not join the other processes at {where} within {timeout} s "
+                   f"({reason}); start every process with the same --coordinator and --num-processes, or "
+                   "raise --connect-timeout")
+
+
+def _parse_devices(text: str):
+    if text.strip().lower() == "all":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a device count; give all or a whole number >= 1") from None
+    if n < 1:
+        raise ValueError(f"{n} devices: give all or a whole number >= 1")
+    return n
 
 
 def plan_line(g: dict) -> str:
     """How a group ran: its plan and why (auto's probe timings), and its waves."""
     probe = ", ".join(f"{p} {t:.2f} s" for p, t in g["probe_s"].items())
     waves = f"; {len(g['waves'])} waves of {'/'.join(map(str, g['waves']))} members" if len(g["waves"]) > 1 else ""
-    return f"plan {g['plan']} ({g['plan_source']}{': probe ' + probe if probe else ''}){waves}"
+    devices = f"; members split over {g['devices']} devices" if g.get("devices", 1) > 1 else ""
+    return f"plan {g['plan']} ({g['plan_source']}{': probe ' + probe if probe else ''}){waves}{devices}"

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+import jax
 import numpy as np
 
 from jaxlabs.catalogue import STUDIES
@@ -103,10 +104,10 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     and resume from a checkpoint already there (:mod:`jaxlabs.checkpoint`; a study it marks finished
     is not run again); one of another configuration is a CheckpointMismatch. ``fresh``: discard
     any checkpoint first."""
-
     task = get_task(study.task)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if jax.process_index() == 0:
+        out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     # --quick: the first and last settings only (each static setting is a compile, which dominates)
     run_settings = study.settings if not quick or len(study.settings) <= 2 else (study.settings[0], study.settings[-1])
@@ -114,6 +115,10 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     if fresh:
         remove_checkpoint(out / CHECKPOINT_DIR)
     checkpoint = None
+    if checkpoint_every > 0 and jax.process_count() > 1:
+        checkpoint_every = 0.0  # each process would need its own share: not yet; process 0 says so
+        if jax.process_index() == 0:
+            print(f"{study.key}: no checkpoints in a run of {jax.process_count()} processes (not supported yet)")
     if checkpoint_every > 0:
         checkpoint = StudyCheckpoint(out / CHECKPOINT_DIR, study_config(study, task, seeds, members, quick, engine),
                                      checkpoint_every, study.key)
@@ -130,7 +135,8 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     wall = round(time.perf_counter() - t0, 2)  # as results.json keeps it: a rewritten report reads the same
     timing = [{"settings": list(dict.fromkeys(g.labels)), "members": g.members, "epochs_run": g.epochs_run,
                "compile_s": round(g.compile_s, 3), "run_s": round(g.run_s, 3), "plan": g.plan,
-               "plan_source": g.plan_source, "probe_s": g.probe, "waves": g.waves} for g in result.groups]
+               "plan_source": g.plan_source, "probe_s": g.probe, "waves": g.waves, "devices": g.devices}
+              for g in result.groups]
     records = study_records(study, result)
     meta = {"study": study.key, "title": study.title, "task": task.name, "lab": study.lab, "command": command,
             "seeds": list(seeds), "quick": quick, "wall_s": wall, "timing": timing, "verdict": None}
@@ -142,6 +148,9 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: diverged members
                 summary[label]["curves"] = {k: np.nanmedian(v[labels == label], 0) for k, v in g.curves.items()}
+    if jax.process_index() != 0:  # several processes trained together: process 0 writes
+        return {"study": study.key, "title": study.title, "verdict": None, "wall_s": wall, "out": str(out),
+                "quick": quick, "lines": [], "table": "", "figures": [], "timing": timing}
     # every file is written aside and moved into ``out`` at the end: a full disk leaves the earlier
     # run's files as they were, and a failure while drawing still keeps the records
     staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=out))

@@ -15,11 +15,14 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, SingleDeviceSharding
+from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jaxlabs.plans import (PRECISIONS, VMAP, Plan, cache_key, cached_plan, fmt_bytes, free_device_memory,
@@ -56,6 +59,7 @@ class GroupResult:
     plan_source: str = "forced"  # forced, probed, cached, or why auto kept vmap
     probe: dict = field(default_factory=dict)  # plan -> probe seconds, when auto probed
     waves: list = field(default_factory=list)  # members per wave
+    devices: int = 1  # devices the members were split over
 
     @property
     def members(self) -> int:
@@ -95,20 +99,12 @@ def member_keys(seeds: Sequence[int]) -> jax.Array:
     return jnp.stack([jax.random.key_data(jax.random.key(int(s))) for s in seeds])
 
 
-def _stack_hparams(hparams: dict[str, Sequence[float]]) -> dict[str, jax.Array]:
-    return {k: jnp.asarray(np.asarray(v, np.float32)) for k, v in hparams.items()}
-
-
 def _fmt(x: float) -> str:
     return "nan" if not np.isfinite(x) else f"{x:.3g}"
 
 
 def _members(tree) -> int:
     return int(jax.tree.leaves(tree)[0].shape[0])
-
-
-def _take(tree, idx):
-    return jax.tree.map(lambda x: x[idx], tree)
 
 
 # auto keeps vmap for a group whose remaining training is estimated shorter than this: probing
@@ -130,73 +126,172 @@ class EngineOptions:
     memory_limit: Optional[int] = None
     compaction: bool = False
     precision: str = "fp32"
+    devices: Optional[int] = None  # split members over this many devices; None: every device
+
+    def device_list(self) -> list:
+        """The devices members are split over: the first ``devices`` of every process's (all of
+        them by default); a one-line ValueError when there are fewer."""
+        there = jax.devices()
+        if self.devices is None:
+            return there
+        if self.devices > len(there):
+            kinds = ", ".join(sorted({d.device_kind for d in there}))
+            raise ValueError(f"argument --devices: {self.devices} asked for, but {len(there)} device"
+                             f"{'s are' if len(there) > 1 else ' is'} here ({kinds}); use --devices all or "
+                             f"at most {len(there)}")
+        return there[:self.devices]
 
 
 COMMAND_DEFAULTS = EngineOptions(plan=None, compaction=True)
 PROBE_EPOCHS_SHARE = 10  # without a cheaper probe trainer, the probe runs chunk // 10 epochs
 
 
+class Placement:
+    """Where a group's members live: one device, or split along the ``members`` axis of a mesh
+    over several devices (every local device, or every device of every process after
+    ``jax.distributed.initialize``). Member-stacked arrays (keys, numbers, states, logs) are split
+    on their leading axis; the data is replicated, once per device. Members never communicate, so
+    a program is ``shard_map``-ped: each device runs its own block of members under the plan, with
+    no collective inside a step (XLA never gathers a grouped convolution onto every device)."""
+
+    def __init__(self, devices: Optional[Sequence] = None):
+        self.devices = list(devices) if devices else [jax.devices()[0]]
+        self.mesh = Mesh(np.array(self.devices), ("members",)) if len(self.devices) > 1 else None
+
+    @property
+    def count(self) -> int:
+        return len(self.devices)
+
+    def _sharding(self, spec):
+        return NamedSharding(self.mesh, spec) if self.mesh is not None else SingleDeviceSharding(self.devices[0])
+
+    def _put(self, tree, spec):
+        sharding = self._sharding(spec)
+        if jax.process_count() == 1:
+            return jax.device_put(tree, sharding)
+        # several processes: each builds the global array from the same host values (every
+        # process computes the same grid)
+        return jax.tree.map(lambda x: jax.make_array_from_callback(
+            np.shape(x), sharding, lambda index: np.asarray(x)[index]), tree)
+
+    def members(self, tree):
+        return self._put(tree, P("members"))
+
+    def shared(self, tree):
+        return self._put(tree, P())
+
+    def over_devices(self, fn: Callable, shared_args: int) -> Callable:
+        """``fn(members_a, members_b, *shared)`` -> the same with members split over the mesh."""
+        if self.mesh is None:
+            return fn
+        return jax.shard_map(fn, mesh=self.mesh, in_specs=(P("members"), P("members"), *[P()] * shared_args),
+                             out_specs=P("members"), check_vma=False)
+
+    def fetch(self, tree):
+        """Every member's values on this host (a gather across processes when there are several)."""
+        if jax.process_count() == 1:
+            return jax.device_get(tree)
+        return multihost_utils.process_allgather(tree, tiled=True)
+
+    def take(self, tree, idx: np.ndarray):
+        """The members ``idx`` of a member-stacked tree, split over the mesh again."""
+        idx = np.asarray(idx)
+        return jax.jit(lambda t: jax.tree.map(lambda x: x[idx], t), out_shardings=self._sharding(P("members")))(tree)
+
+    def put_back(self, tree, idx: np.ndarray, sub):
+        """``tree`` with the members ``idx`` replaced by ``sub``."""
+        idx = np.asarray(idx)
+        return jax.jit(lambda t, s: jax.tree.map(lambda x, y: x.at[idx].set(y), t, s),
+                       out_shardings=self._sharding(P("members")))(tree, sub)
+
+
 class Programs:
     """One group's compiled programs under one plan: init, a chunk of ``length`` epochs and finish,
     each compiled once per member count (waves and compaction change the count)."""
 
-    def __init__(self, trainer: Trainer, data: Any, plan: Plan, precision: str = "fp32"):
-        self.trainer, self.data, self.plan, self.precision = trainer, data, plan, precision
+    def __init__(self, trainer: Trainer, data: Any, plan: Plan, precision: str = "fp32",
+                 placement: Optional[Placement] = None):
+        self.trainer, self.plan, self.precision = trainer, plan, precision
+        self.placement = placement or Placement()
+        self.data = self.placement.shared(data)
         self._compiled: dict[tuple, Any] = {}
         self.compile_s = 0.0
+
+    def _one(self, name: str, length: int) -> Callable:
+        trainer = self.trainer
+        return {"init": lambda k, h, d: init_member(trainer, jax.random.wrap_key_data(k), h, d),
+                "chunk": lambda s, h, d, start: run_epochs(trainer, s, h, d, start, length),
+                "finish": lambda s, h, d: finalize(trainer, s, h, d)}[name]
 
     def _program(self, name: str, length: int, args: tuple):
         key = (name, length, _members(args[1]))
         if key not in self._compiled:
-            trainer = self.trainer
-            one = {"init": lambda k, h, d: init_member(trainer, k, h, d),
-                   "chunk": lambda s, h, d, start: run_epochs(trainer, s, h, d, start, length),
-                   "finish": lambda s, h, d: finalize(trainer, s, h, d)}[name]
+            shared = 2 if name == "chunk" else 1
+            fn = self.placement.over_devices(self.plan.over_members(self._one(name, length)), shared)
             t0 = time.perf_counter()
             with jax.default_matmul_precision(PRECISIONS[self.precision]):
-                fn = jax.jit(self.plan.over_members(one), donate_argnums=(0,) if name == "chunk" else ())
-                self._compiled[key] = fn.lower(*args).compile()
+                jitted = jax.jit(fn, donate_argnums=(0,) if name == "chunk" else ())
+                self._compiled[key] = jitted.lower(*args).compile()
             self.compile_s += time.perf_counter() - t0
         return self._compiled[key]
 
-    def init(self, keys, hp):
-        return self._program("init", 0, (keys, hp, self.data))(keys, hp, self.data)
+    def init(self, key_data, hp):
+        """States of the members with these keys (raw key data, (members, 2) uint32) and numbers."""
+        return self._program("init", 0, (key_data, hp, self.data))(key_data, hp, self.data)
 
     def chunk(self, state, hp, start: int, length: int, donate: bool = True):
-        args = (state, hp, self.data, jnp.int32(start))
-        program = self._program("chunk", length, args)
+        start = self.placement.shared(np.int32(start))
+        program = self._program("chunk", length, (state, hp, self.data, start))
         if not donate:
             state = jax.tree.map(jnp.copy, state)
-        return program(state, hp, self.data, jnp.int32(start))
+        return program(state, hp, self.data, start)
 
     def finish(self, state, hp):
         return self._program("finish", 0, (state, hp, self.data))(state, hp, self.data)
 
-    def chunk_bytes(self, keys, hp, length: int) -> Optional[int]:
-        """Device memory of the chunk program for ``len(keys)`` members (compiled, not run)."""
-        state = jax.eval_shape(lambda k, h: self.plan.over_members(
-            lambda x, y, d: init_member(self.trainer, x, y, d))(k, h, self.data), keys, hp)
-        return program_bytes(self._program("chunk", length, (state, hp, self.data, jnp.int32(0))))
+    def chunk_bytes(self, key_data, hp, length: int) -> Optional[int]:
+        """Device memory of the chunk program for ``len(key_data)`` members (compiled, not run),
+        per device."""
+        state = jax.eval_shape(self.plan.over_members(self._one("init", 0)), key_data, hp, self.data)
+        state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.placement._sharding(
+            P("members"))), state)
+        start = self.placement.shared(np.int32(0))
+        return program_bytes(self._program("chunk", length, (state, hp, self.data, start)))
 
 
-def wave_size(programs: Programs, keys, hp, length: int, memory_limit: Optional[int]) -> int:
+def wave_size(programs: Programs, key_data: np.ndarray, hp: dict, length: int, memory_limit: Optional[int]) -> int:
     """The most members one program may hold: all of them when the group's program fits the
-    memory (``memory_limit`` or the device's free memory), else as many as fit, from the memory
-    XLA assigns to the program for all members and for one."""
-    n = _members(keys)
-    limit = memory_limit if memory_limit is not None else free_device_memory()
+    memory of each device (``memory_limit`` or the device's free memory), else as many as fit,
+    from the memory XLA assigns to the program for all members and for one device's worth."""
+    n, devices = len(key_data), programs.placement.count
+    local = [d for d in programs.placement.devices if d.process_index == jax.process_index()]
+    limit = memory_limit if memory_limit is not None else free_device_memory(local[0])
     if limit is None:
         return n
-    need = programs.chunk_bytes(keys, hp, length)
+    place = programs.placement.members
+    full = _padded(np.arange(n), devices)
+    need = programs.chunk_bytes(place(key_data[full]), place(_rows(hp, full)), length)
     if need is None or need <= limit:
         return n
-    one = programs.chunk_bytes(_take(keys, slice(0, 1)), _take(hp, slice(0, 1)), length)
-    per_member = max((need - one) / max(n - 1, 1), 1.0)
-    fits = int((limit - (one - per_member)) // per_member)
+    one = np.zeros(devices, int)  # one member per device
+    one_need = programs.chunk_bytes(place(key_data[one]), place(_rows(hp, one)), length)
+    per_member = max((need - one_need) / max(len(full) // devices - 1, 1), 1.0)  # per device
+    fits = int((limit - (one_need - per_member)) // per_member)
     if fits < 1:
-        raise MemoryError(f"one member of this group needs {fmt_bytes(one)} of device memory, but "
+        raise MemoryError(f"one member of this group needs {fmt_bytes(one_need)} of device memory, but "
                           f"{fmt_bytes(limit)} is available; raise --memory-limit or shrink the model or data")
-    return min(fits, n)
+    return min(fits * devices, n)
+
+
+def _rows(hp: dict, idx) -> dict:
+    return {k: v[idx] for k, v in hp.items()}
+
+
+def _padded(idx: np.ndarray, devices: int) -> np.ndarray:
+    """``idx`` repeated at its first member up to a multiple of ``devices``: the copies are masked
+    members (the same key and numbers as the first, so they stop when it does) never reported."""
+    pad = -len(idx) % devices
+    return np.concatenate([idx, np.repeat(idx[:1], pad)]) if pad else idx
 
 
 def _waves(n: int, size: int) -> list[np.ndarray]:
@@ -205,29 +300,31 @@ def _waves(n: int, size: int) -> list[np.ndarray]:
     return [a for a in np.array_split(np.arange(n), k)]
 
 
-def _bucket(running: int) -> int:
-    """Member counts a compacted program may have: powers of two (few compiles)."""
-    return 1 << max(running - 1, 0).bit_length()
+def _bucket(running: int, devices: int = 1) -> int:
+    """Member counts a compacted program may have: powers of two (few compiles), a multiple of the
+    devices."""
+    size = 1 << max(running - 1, 0).bit_length()
+    return -(-size // devices) * devices
 
 
-def probe_plans(trainer: Trainer, data: Any, keys, hp, state, chunk: int, precision: str) -> dict[str, float]:
+def probe_plans(trainer: Trainer, data: Any, key_data, hp, state, chunk: int, precision: str,
+                placement: Optional[Placement] = None) -> dict[str, float]:
     """Seconds per probe for each candidate plan, compile excluded. The probe runs the trainer's
     cheaper version (``trainer.probe``: fewer steps per epoch) for one epoch from a fresh start, or
     else ``chunk // 10`` epochs of the real program from the current state; nothing it computes is
-    kept."""
-    n = _members(keys)
+    kept. ``key_data`` and ``hp`` are placed member arrays (``state`` too, when given)."""
+    n = _members(hp) // (placement.count if placement else 1)  # members per device
     candidates = [VMAP, Plan("map")] + [Plan("hybrid", k) for k in (4, 16, 64) if k < n]
     if trainer.probe is not None:
         trainer, data = trainer.probe()
-        data = jax.device_put(data)
-        state = Programs(trainer, data, VMAP, precision).init(keys, hp)
+        state = Programs(trainer, data, VMAP, precision, placement).init(key_data, hp)
         length = 1
     else:
         length = max(1, chunk // PROBE_EPOCHS_SHARE)
     times = {}
     for plan in candidates:
-        programs = Programs(trainer, data, plan, precision)
-        programs._program("chunk", length, (state, hp, data, jnp.int32(0)))  # compile, untimed
+        programs = Programs(trainer, data, plan, precision, placement)
+        programs._program("chunk", length, (state, hp, programs.data, programs.placement.shared(np.int32(0))))
         t0 = time.perf_counter()
         jax.block_until_ready(programs.chunk(state, hp, 0, length, donate=False))
         times[str(plan)] = round(time.perf_counter() - t0, 4)
@@ -238,18 +335,19 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
               *, static: dict | None = None, labels: Sequence[str] | None = None, chunk: int = 100,
               progress: bool = True, desc: str = "", plan: Plan | str | None = VMAP,
               memory_limit: int | None = None, compaction: bool = False, precision: str = "fp32",
-              plan_key: str | None = None, checkpoint=None) -> GroupResult:
+              plan_key: str | None = None, devices: Optional[Sequence] = None, checkpoint=None) -> GroupResult:
     """Train ``len(seeds)`` members (member i: seed ``seeds[i]``, hyperparameters
     ``hparams[name][i]``, setting ``labels[i]``) of one static configuration.
 
-    ``plan``: how members share the device (:mod:`jaxlabs.plans`; a Plan, its text, or None /
+    ``plan``: how members share a device (:mod:`jaxlabs.plans`; a Plan, its text, or None /
     "auto": the first chunk runs vmapped, then, if the rest of the group is long enough to be
     worth it, the candidates are timed on a short probe and the fastest trains the rest; the
-    choice is cached under ``plan_key``). ``memory_limit``: bytes one program may use (default:
-    the device's free memory); a group that does not fit runs as the fewest waves that do.
-    ``compaction``: once at most half of a program's members still run, the running ones are
-    repacked into a smaller program (power-of-two member counts). Every member's results are its
-    own whatever the plan, waves and compaction, to float32 rounding. ``checkpoint``: a
+    choice is cached under ``plan_key``). ``memory_limit``: bytes one program may use per device
+    (default: the device's free memory); a group that does not fit runs as the fewest waves that
+    do. ``compaction``: once at most half of a program's members still run, the running ones are
+    repacked into a smaller program (power-of-two member counts). ``devices``: split the members
+    over these devices (:class:`Placement`; default: one device). Every member's results are its
+    own whatever the plan, waves, compaction and devices, to float32 rounding. ``checkpoint``: a
     :class:`jaxlabs.checkpoint.GroupCheckpoint`: the group starts from where an earlier run saved it
     (its waves, auto's decision, the running wave's state) and is checkpointed between chunks."""
     members = len(seeds)
@@ -260,20 +358,20 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     # last chunk are computed (masked) too, so 300 epochs in chunks of 250 would cost 500
     n_chunks = -(-trainer.max_epochs // max(1, chunk))
     chunk = -(-trainer.max_epochs // n_chunks)
-    keys = jax.random.wrap_key_data(member_keys(seeds))
-    hp = _stack_hparams(hparams)
-    data = jax.device_put(data)  # once, shared by every member
+    key_data = np.asarray(member_keys(seeds))  # (members, 2) uint32, on the host
+    hp = {k: np.asarray(v, np.float32) for k, v in hparams.items()}
+    placement = Placement(devices)
 
     programs: dict[str, Programs] = {}
 
     def programs_for(p: Plan) -> Programs:
-        return programs.setdefault(str(p), Programs(trainer, data, p, precision))
+        return programs.setdefault(str(p), Programs(trainer, data, p, precision, placement))
 
     t0 = time.perf_counter()
     decision = {"plan": plan, "source": "forced" if plan is not None else None, "probe": {}}
     saved = checkpoint.position if checkpoint is not None else None  # where an earlier run stopped
     if saved is None:
-        size = wave_size(programs_for(plan or VMAP), keys, hp, chunk, memory_limit)
+        size = wave_size(programs_for(plan or VMAP), key_data, hp, chunk, memory_limit)
         waves = _waves(members, size)
         pieces, finals, epochs_run = [], [], 0
     else:  # its waves and auto's decision: the rest runs as it would have
@@ -285,13 +383,14 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
         if w < len(pieces):
             continue  # finished before the checkpoint
         name = desc or f"{members} members"
+        on = f" on {placement.count} devices" if placement.count > 1 else ""
         bar = tqdm(total=trainer.max_epochs, unit="epoch", dynamic_ncols=True, leave=True, disable=not progress,
-                   desc=name if len(waves) == 1 else f"{name} wave {w + 1}/{len(waves)}")
+                   desc=(name if len(waves) == 1 else f"{name} wave {w + 1}/{len(waves)}") + on)
         with bar:
             curves, final, run, spent = _train_wave(
-                trainer, programs_for, _take(keys, idx), _take(hp, idx), chunk, bar, compaction, decision,
-                lambda t1, wave_members: _decide(trainer, data, keys, hp, chunk, precision, plan_key, decision,
-                                                 t1 * (n_chunks * len(waves) - 1), wave_members),
+                trainer, programs_for, placement, key_data[idx], _rows(hp, idx), chunk, bar, compaction, decision,
+                lambda t1, wave_keys, wave_hp: _decide(trainer, programs_for(VMAP), wave_keys, wave_hp, chunk,
+                                                       precision, plan_key, decision, t1 * (n_chunks * len(waves) - 1)),
                 resume=checkpoint.restore_wave if saved is not None and w == saved["wave"] else None,
                 save=None if checkpoint is None else functools.partial(checkpoint.save, w, waves, decision,
                                                                        (pieces, finals, epochs_run)))
@@ -310,23 +409,23 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
         hparams={k: np.asarray(v, np.float64) for k, v in hparams.items()},  # as given, for records
         final=final, epochs_run=epochs_run, compile_s=compile_s, run_s=run_s,
         plan=str(decision["plan"] or VMAP), plan_source=decision["source"] or "short group: vmap",
-        probe=decision["probe"], waves=[len(i) for i in waves])
+        probe=decision["probe"], waves=[len(i) for i in waves], devices=placement.count)
 
 
-def _decide(trainer, data, keys, hp, chunk, precision, plan_key, decision, remaining_s, wave_members) -> float:
-    """auto's choice after the first chunk (estimated ``remaining_s`` of training left); returns
-    the seconds spent probing."""
+def _decide(trainer, vmap_programs, key_data, hp, chunk, precision, plan_key, decision, remaining_s) -> float:
+    """auto's choice after the first chunk (estimated ``remaining_s`` of training left) for a wave
+    with these placed keys and numbers; returns the seconds spent probing."""
     cached = cached_plan(plan_key) if plan_key else None
     if cached is not None:
         decision.update(plan=parse_plan(cached["plan"]), source="cached", probe=cached.get("probe", {}))
         return 0.0
-    if wave_members < 2 or remaining_s < PROBE_WORTH_S:
+    placement = vmap_programs.placement
+    if _members(hp) < 2 * placement.count or remaining_s < PROBE_WORTH_S:
         decision.update(plan=VMAP, source=f"short group (about {remaining_s:.0f} s left): vmap")
         return 0.0
     t0 = time.perf_counter()
-    sample = _take(keys, slice(0, wave_members)), _take(hp, slice(0, wave_members))
-    state = Programs(trainer, data, VMAP, precision).init(*sample) if trainer.probe is None else None
-    times = probe_plans(trainer, data, *sample, state, chunk, precision)
+    state = vmap_programs.init(key_data, hp) if trainer.probe is None else None
+    times = probe_plans(trainer, vmap_programs.data, key_data, hp, state, chunk, precision, placement)
     best = min(times, key=times.get)
     decision.update(plan=parse_plan(best), source="probed", probe=times)
     if plan_key:
@@ -334,59 +433,63 @@ def _decide(trainer, data, keys, hp, chunk, precision, plan_key, decision, remai
     return time.perf_counter() - t0
 
 
-def _train_wave(trainer, programs_for, keys, hp, chunk, bar, compaction, decision, decide, resume=None,
-                save=None):
-    """One wave's members from init to finish. Returns (curves (members, epochs run), final,
-    epochs run, seconds spent probing). ``resume(fresh_state, take)``: the wave as a checkpoint
-    saved it (the fresh state gives its structure); ``save(**wave)``: called between chunks, to
-    checkpoint the wave."""
-    n = _members(keys)
+def _train_wave(trainer, programs_for, placement, key_data, hp, chunk, bar, compaction, decision, decide,
+                resume=None, save=None):
+    """One wave's members from init to finish, padded to a multiple of the devices. Returns
+    (curves (members, epochs run), final, epochs run, seconds spent probing). ``resume(fresh_state,
+    take)``: the wave as a checkpoint saved it (the fresh state gives its structure);
+    ``save(**wave)``: called between chunks, to checkpoint the wave."""
+    real = len(key_data)
+    rows = _padded(np.arange(real), placement.count)
+    n = len(rows)
+    key_data, hp = placement.members(key_data[rows]), placement.members(_rows(hp, rows))
     current = decision["plan"] or VMAP
-    state = programs_for(current).init(keys, hp)
+    state = programs_for(current).init(key_data, hp)
     active = np.arange(n)  # members (wave indices) in the running program, in order
     full = None  # every member's state, kept once compaction has taken some out
     held: dict = {}  # logs of the members taken out: their last values, held
     status = np.full(n, RUNNING)
     pieces, start, probe_s = [], 0, 0.0
     if resume is not None:
-        state, full, held, active, status, pieces, start = resume(state, _take)
+        state, full, held, active, status, pieces, start = resume(state, placement.take)
         bar.update(min(start, trainer.max_epochs))
-    sub_hp = hp if full is None else _take(hp, active)
+    sub_hp = hp if full is None else placement.take(hp, active)
     while start < trainer.max_epochs:
         compiling, t1 = programs_for(current).compile_s, time.perf_counter()
         state, logs = programs_for(current).chunk(state, sub_hp, start, chunk)
-        logs = jax.device_get(logs)  # the one host round trip per chunk
-        status[active] = np.asarray(jax.device_get(state.status))
+        logs, sub_status = placement.fetch((logs, state.status))  # the one host round trip per chunk
+        status[active] = np.asarray(sub_status)
         t1 = time.perf_counter() - t1 - (programs_for(current).compile_s - compiling)
         if len(active) < n:
             logs = {k: _fill(held[k], v, active) for k, v in logs.items()}
-        pieces.append(logs)
+        pieces.append({k: np.asarray(v)[:real] for k, v in logs.items()})
         done = min(chunk, trainer.max_epochs - start)
         start += chunk
-        _tick(bar, trainer, logs, status, done)
+        _tick(bar, trainer, pieces[-1], status[:real], done)
         if not (status == RUNNING).any():
             break
         if decision["plan"] is None:  # auto, after its first chunk
-            probe_s += decide(t1, len(active))
+            probe_s += decide(t1, key_data, hp)
         if str(decision["plan"] or VMAP) != str(current):
             current = decision["plan"]
         running = np.flatnonzero(status[active] == RUNNING)
         remaining = t1 * -(-(trainer.max_epochs - start) // chunk)
-        if compaction and len(active) > 1 and len(running) <= len(active) // 2 and remaining > COMPACT_WORTH_S:
-            full = state if full is None else jax.tree.map(lambda a, b: a.at[active].set(b), full, state)
-            held = jax.device_get(full.last_logs)
+        bucket = _bucket(len(running), placement.count)
+        if compaction and bucket < len(active) and len(running) <= len(active) // 2 and remaining > COMPACT_WORTH_S:
+            full = state if full is None else placement.put_back(full, active, state)
+            held = placement.fetch(full.last_logs)
             keep = active[running]
-            fillers = [i for i in range(n) if i not in set(keep)][:_bucket(len(keep)) - len(keep)]
+            fillers = [i for i in range(n) if i not in set(keep)][:bucket - len(keep)]
             active = np.sort(np.concatenate([keep, np.asarray(fillers, int)])).astype(int)
-            state, sub_hp = _take(full, active), _take(hp, active)
+            state, sub_hp = placement.take(full, active), placement.take(hp, active)
         if save is not None:
             save(state=state, full=full, held=held, active=active, status=status, pieces=pieces, start=start)
     if full is not None:
-        state = jax.tree.map(lambda a, b: a.at[active].set(b), full, state)
-    final = jax.device_get(programs_for(current).finish(state, hp))
+        state = placement.put_back(full, active, state)
+    final = placement.fetch(programs_for(current).finish(state, hp))
     epochs_run = min(start, trainer.max_epochs)
     curves = {k: np.concatenate([p[k] for p in pieces], axis=1)[:, :epochs_run] for k in pieces[0]}
-    return curves, {k: np.asarray(v) for k, v in final.items()}, epochs_run, probe_s
+    return curves, {k: np.asarray(v)[:real] for k, v in final.items()}, epochs_run, probe_s
 
 
 def _fill(held: np.ndarray, logs: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -456,7 +559,7 @@ def run_grid(task, members: Sequence[Member], *, chunk: int | None = None, progr
             chunk=chunk or task.chunk, progress=progress,
             desc=f"{name or task.name} [{settings}] ({len(group)} members)", plan=engine.plan,
             memory_limit=engine.memory_limit, compaction=engine.compaction, precision=engine.precision,
-            plan_key=cache_key(task.name, static, len(group), engine.precision),
+            plan_key=cache_key(task.name, static, len(group), engine.precision), devices=engine.device_list(),
             checkpoint=checkpoint.group(g, settings) if checkpoint is not None else None))
         if checkpoint is not None:
             checkpoint.group_done(g, result.groups[-1], last=g == len(groups) - 1)

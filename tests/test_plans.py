@@ -48,8 +48,6 @@ CASES = {
     "cnn-bn-dropout": ("mnist-cnn", dict(synthetic=40, subset=1.0, depth=1, channels=2, hidden=8, batch_size=8,
                                          epochs=2, batch_norm=True, dropout=0.3), {"lr": [0.01, 0.003, 0.01]},
                        ("loss", "train_acc")),
-    "cnn": ("mnist-cnn", dict(synthetic=40, subset=1.0, depth=1, channels=2, hidden=8, batch_size=8, epochs=2,
-                              dropout=0.3), {"lr": [0.01, 0.003, 0.01]}, ("loss", "val_loss", "test_loss")),
     "resnet8": ("cifar-resnet20", dict(synthetic=24, blocks=1, width=4, batch_size=8, epochs=2, drop_epoch=1),
                 {"lr": [0.1, 0.05, 0.1], "momentum": [0.0, 0.9, 0.0], "weight_decay": [5e-4] * 3},
                 ("loss", "test_loss")),
@@ -73,8 +71,9 @@ def test_a_grid_forced_into_waves_gives_the_one_wave_results():
     seeds = [0, 1, 2, 3, 4, 5, 6]
     hp = {"lr": [0.01, 0.02, 0.03, 0.04, 0.05, 0.01, 0.1], "tolerance": [0.0, 1e-2, 0, 0, 0, 0, 0]}
     one = run_group(trainer, data, seeds, hp, chunk=10, progress=False)
-    full = sweep.Programs(trainer, jax.device_put(data), Plan("vmap")).chunk_bytes(
-        jax.random.wrap_key_data(sweep.member_keys(seeds)), sweep._stack_hparams(hp), 10)
+    programs = sweep.Programs(trainer, data, Plan("vmap"))
+    full = programs.chunk_bytes(programs.placement.members(np.asarray(sweep.member_keys(seeds))),
+                                programs.placement.members({k: np.float32(v) for k, v in hp.items()}), 10)
     waves = run_group(trainer, data, seeds, hp, chunk=10, progress=False, memory_limit=int(full * 0.45))
     assert len(waves.waves) >= 3 and sum(waves.waves) == 7
     assert waves.epochs_run == one.epochs_run
