@@ -102,37 +102,40 @@ def main(argv=None) -> int:
         write_index([], [], Path(out))  # every folder is an earlier run: listed with its command
         print(f"\nindex: {out}/index.md ({rewritten} report{'' if rewritten == 1 else 's'} rewritten)")
         return 0
-    for study in studies:
-        print(f"\n== {study.key}: {study.title} ({len(study.settings)} settings x {len(seeds)} seeds)")
-        try:
-            with durable(args):
-                r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,
-                              progress=not args.no_progress, command=command, engine=engine,
-                              checkpoint_every=args.checkpoint_every, fresh=args.fresh)
-        except KeyboardInterrupt as e:
-            return interrupted(PROG, e)
-        except CheckpointMismatch as e:  # another run's checkpoint: never skipped, never mixed
-            fail(PROG, str(e))
-        except (DatasetNotFoundError, ValueError) as e:  # data missing or broken: skipped among several
-            if len(studies) == 1:
+    try:  # Ctrl-C between two studies too: one line, exit 130
+        for study in studies:
+            print(f"\n== {study.key}: {study.title} ({len(study.settings)} settings x {len(seeds)} seeds)")
+            try:
+                with durable(args):
+                    r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,
+                                  progress=not args.no_progress, command=command, engine=engine,
+                                  checkpoint_every=args.checkpoint_every, fresh=args.fresh)
+            except KeyboardInterrupt as e:
+                return interrupted(PROG, e)
+            except CheckpointMismatch as e:  # another run's checkpoint: never skipped, never mixed
                 fail(PROG, str(e))
-            skipped.append((study.key, str(e)))
-            print(f"   skipped: {e}")
-            continue
-        except MemoryError as e:  # one member does not fit: nothing of this study can run
-            fail(PROG, f"{study.key}: {e}")
-        except OSError as e:  # a full disk or lost permission while writing the results
-            fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
-        results.append(r)
-        if not is_writer():
-            continue
-        print(r["table"])
-        print("\n".join(f"   {', '.join(g['settings'])}: {plan_line(g)}" for g in r["timing"]))
-        print(f"   verdict: {r['verdict']} ({r['wall_s']:.0f} s) -> {r['out']}/report.md")
-    if is_writer():
-        write_index(results, skipped, Path(out))  # with the studies run into this folder before
-    for study in studies:  # all done: a later run of this command starts afresh
-        checkpoint.clear(out / study.key)
+            except (DatasetNotFoundError, ValueError) as e:  # data missing or broken: skipped among several
+                if len(studies) == 1:
+                    fail(PROG, str(e))
+                skipped.append((study.key, str(e)))
+                print(f"   skipped: {e}")
+                continue
+            except MemoryError as e:  # one member does not fit: nothing of this study can run
+                fail(PROG, f"{study.key}: {e}")
+            except OSError as e:  # a full disk or lost permission while writing the results
+                fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
+            results.append(r)
+            if not is_writer():
+                continue
+            print(r["table"])
+            print("\n".join(f"   {', '.join(g['settings'])}: {plan_line(g)}" for g in r["timing"]))
+            print(f"   verdict: {r['verdict']} ({r['wall_s']:.0f} s) -> {r['out']}/report.md")
+        if is_writer():
+            write_index(results, skipped, Path(out))  # with the studies run into this folder before
+        for study in studies:  # all done: a later run of this command starts afresh
+            checkpoint.clear(out / study.key)
+    except KeyboardInterrupt as e:
+        return interrupted(PROG, e)
     print(f"\nindex: {out}/index.md ({len(results)} studies run, {len(skipped)} skipped)")
     return 0
 
