@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     study = sweep_study(task, static, lrs, traced)
     seeds = list(range(args.seeds))
     print(f"{task.description}\n{' '.join(f'{k}={v}' for k, v in static.items())}\n{len(lrs)} learning rates x "
-          f"{len(seeds)} seeds = {len(lrs) * len(seeds)} members in one vmapped program; up to {static['epochs']} epochs")
+          f"{len(seeds)} seeds = {len(lrs) * len(seeds)} members; up to {static['epochs']} epochs")
     t0 = time.perf_counter()
     try:
         with durable(args):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -178,7 +179,28 @@ def is_writer() -> bool:
     return jax.process_index() == 0
 
 
+def _wait_for_coordinator(prog: str, address: str, timeout: int) -> None:
+    """Until the coordinator's port answers, or a one-line error after ``timeout`` seconds: JAX's
+    client aborts the whole process (a fatal log, no exception) when it cannot register."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=1).close()
+            return
+        except OSError as e:
+            if time.monotonic() >= deadline:
+                fail(prog, f"argument --coordinator: could not join the other processes at {address} within {timeout} s "
+                           f"({e.strerror or e}); start process 0 first, give every process the same --coordinator "
+                           "and --num-processes, or raise --connect-timeout")
+            time.sleep(0.5)
+
+
 def _initialize(prog: str, jax, kwargs: dict, timeout: int, where: str) -> None:
+    if kwargs.get("process_id"):  # process 0 is the coordinator: the others wait for it first
+        _wait_for_coordinator(prog, kwargs["coordinator_address"], timeout)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes gather results
     try:
         jax.distributed.initialize(**kwargs, initialization_timeout=timeout)
