@@ -70,7 +70,6 @@ class GroupResult:
 class SweepResult:
     task: str
     groups: list[GroupResult] = field(default_factory=list)
-    plots: list[str] = field(default_factory=list)  # figure files written for this sweep
 
     def records(self) -> list[dict]:
         """One plain row per member: static config, hyperparameters, seed, status, metrics."""
@@ -141,8 +140,6 @@ class EngineOptions:
                              f"at most {len(there)}")
         return there[:self.devices]
 
-
-COMMAND_DEFAULTS = EngineOptions(plan=None, compaction=True)
 PROBE_EPOCHS_SHARE = 10  # without a cheaper probe trainer, the probe runs chunk // 10 epochs
 
 
@@ -523,10 +520,6 @@ def grid_members(seeds: Iterable[int], **axes: Sequence[float]) -> tuple[list[in
             for n, v in zip(names, values):
                 out[n].append(float(v))
     return out_seeds, out
-
-
-def static_label(static: dict) -> str:
-    return " ".join(f"{k}={v}" for k, v in static.items())
 
 
 def static_groups(members: Sequence[Member]) -> list[list[Member]]:
