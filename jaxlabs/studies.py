@@ -12,6 +12,8 @@ themselves are in :mod:`jaxlabs.catalogue`.
 """
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, ClassVar, Optional
@@ -98,8 +100,9 @@ MetricDirection = Callable[[str], bool]  # metric -> is larger better (the task 
 
 
 @dataclass(frozen=True)
-class Claim:
-    """A conclusion the report drew across settings, in its own words (``text``)."""
+class Claim(abc.ABC):
+    """A conclusion the report drew across settings, in its own words (``text``); each kind of
+    claim says which settings it compares and how the seeds decide it."""
 
     text: str
     test: ClassVar[str]  # how the seeds decide it, named in each report.md
@@ -109,13 +112,13 @@ class Claim:
         """The metrics it reads, so every study summarises them."""
         return ()
 
+    @abc.abstractmethod
     def labels(self) -> tuple[str, ...]:
         """The settings it compares."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def judge(self, rows: dict[str, dict], higher_is_better: MetricDirection) -> ClaimVerdict:
         """Decide the claim on ``rows`` (setting label -> summary with per-seed values)."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
