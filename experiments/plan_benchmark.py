@@ -49,8 +49,7 @@ def plans_for(members: int) -> list:
     return [Plan("vmap"), Plan("map")] + [Plan("hybrid", k) for k in (4, 16) if k < members] + [None]
 
 
-def time_group(task, static: dict, traced: dict, chunk: int, members: int, plan, devices) -> dict:
-    trainer, data = task.build(static)
+def time_group(trainer, data, traced: dict, chunk: int, members: int, plan, devices) -> dict:
     hp = {k: [v] * members for k, v in traced.items()}
     t0 = time.perf_counter()
     g = run_group(trainer, data, list(range(members)), hp, chunk=chunk, progress=False, plan=plan,
@@ -70,10 +69,10 @@ def plan_table(suite: str, devices) -> list[dict]:
             if suite == "device" and name == "ResNet20":
                 static = {**static, **DEVICE_RESNET}
             task = get_task(task_name)
-            static = task.resolve_static(**static)
+            trainer, data = task.build(task.resolve_static(**static))  # once: every plan trains the same
             for members in counts:
                 for plan in plans_for(members):
-                    r = time_group(task, static, task.hparams(**traced), chunk, members, plan, devices)
+                    r = time_group(trainer, data, task.hparams(**traced), chunk, members, plan, devices)
                     work = members * r["epochs"] * (r["images"] if unit == "images/s" else 1)
                     rows.append({"workload": name, "members": members, "plan": "auto" if plan is None else str(plan),
                                  "chose": r["plan"], "rate": work / r["train_s"], "unit": unit,

@@ -476,8 +476,8 @@ def _train_wave(trainer, programs_for, placement, key_data, hp, chunk, bar, comp
             full = state if full is None else placement.put_back(full, active, state)
             held = placement.fetch(full.last_logs)
             keep = active[running]
-            fillers = [i for i in range(n) if i not in set(keep)][:bucket - len(keep)]
-            active = np.sort(np.concatenate([keep, np.asarray(fillers, int)])).astype(int)
+            fillers = np.setdiff1d(np.arange(n), keep)[:bucket - len(keep)]  # stopped members, frozen
+            active = np.sort(np.concatenate([keep, fillers])).astype(int)
             state, sub_hp = placement.take(full, active), placement.take(hp, active)
         if save is not None:
             save(state=state, full=full, held=held, active=active, status=status, pieces=pieces, start=start)

@@ -1,6 +1,8 @@
 import os
 import tempfile
 
+import pytest
+
 # Tests run on the CPU; keep XLA from grabbing every core's worth of threads per test process.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The suite is compile-bound (dozens of small programs, each traced and compiled once), so the
@@ -10,3 +12,12 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 # auto's plan decisions are cached per machine; the tests keep theirs apart from the user's cache
 os.environ.setdefault("JAXLABS_CACHE_DIR", tempfile.mkdtemp(prefix="jaxlabs-test-cache-"))
+
+
+@pytest.fixture
+def clean_env(tmp_path, monkeypatch):
+    """HOME without data, no JAXLABS_DATA_DIR / TFDS_DATA_DIR: load_dataset sees only what a test writes."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("JAXLABS_DATA_DIR", raising=False)
+    monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
+    return tmp_path

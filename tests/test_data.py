@@ -21,15 +21,6 @@ augment_jit = jax.jit(augment)  # one compile per image shape, shared by the tes
 # ---------------------------------------------------------------- fake files: tests/tiny_data.py
 
 
-@pytest.fixture
-def clean_env(tmp_path, monkeypatch):
-    """HOME without data, no JAXLABS_DATA_DIR / TFDS_DATA_DIR: only what a test writes exists."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("JAXLABS_DATA_DIR", raising=False)
-    monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
-    return tmp_path
-
-
 # ---------------------------------------------------------------- IDX
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -15,15 +15,6 @@ COUNTS = {"train": {"zebra": 2, "ant": 3, "cat": 1}, "test": {"cat": 1, "zebra":
 TEN_CLASSES = {s: {f"class{k}": 1 for k in range(10)} for s in ("train", "test")}
 
 
-@pytest.fixture
-def clean_env(tmp_path, monkeypatch):
-    """HOME without data and no JAXLABS_DATA_DIR: load_dataset sees only what a test writes."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("JAXLABS_DATA_DIR", raising=False)
-    monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
-    return tmp_path
-
-
 def assert_same_arrays(a, b):
     for key in ARRAY_KEYS:
         np.testing.assert_array_equal(a[key], b[key])
