@@ -165,10 +165,11 @@ class Placement:
     def _put(self, tree, spec):
         sharding = self._sharding(spec)
         if jax.process_count() == 1:
-            return jax.device_put(tree, sharding)
+            return jax.device_put(tree, sharding)  # no copy for arrays already placed so
+        placed = lambda x: isinstance(x, jax.Array) and x.sharding == sharding  # noqa: E731
         # several processes: each builds the global array from the same host values (every
         # process computes the same grid)
-        return jax.tree.map(lambda x: jax.make_array_from_callback(
+        return jax.tree.map(lambda x: x if placed(x) else jax.make_array_from_callback(
             np.shape(x), sharding, lambda index: np.asarray(x)[index]), tree)
 
     def members(self, tree):
@@ -358,11 +359,14 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     key_data = np.asarray(member_keys(seeds))  # (members, 2) uint32, on the host
     hp = {k: np.asarray(v, np.float32) for k, v in hparams.items()}
     placement = Placement(devices)
+    data = placement.shared(data)  # once, for every plan's programs
 
     programs: dict[str, Programs] = {}
 
     def programs_for(p: Plan) -> Programs:
-        return programs.setdefault(str(p), Programs(trainer, data, p, precision, placement))
+        if str(p) not in programs:  # built once per plan: the data is not placed again
+            programs[str(p)] = Programs(trainer, data, p, precision, placement)
+        return programs[str(p)]
 
     t0 = time.perf_counter()
     decision = {"plan": plan, "source": "forced" if plan is not None else None, "probe": {}}
