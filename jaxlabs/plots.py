@@ -155,6 +155,8 @@ def study_figures(study, task, result, out: Path) -> list[str]:
     predicted for the best seed, confusion matrices and the per-class table. Returns the file names."""
     names: list[str] = []
     groups = result.groups
+    data = "; ".join(dict.fromkeys(g.data for g in groups if g.data))
+    on = f"\non {data}" if data else ""  # a copy of a dataset, or stand-in data, says so on every figure
     labels = np.asarray([lab for g in groups for lab in g.labels])
     order = [s.label for s in study.settings if s.label in set(labels.tolist())]
     tolerance = study.traced.get("tolerance")  # one tolerance for every setting: drawn on the loss
@@ -166,7 +168,7 @@ def study_figures(study, task, result, out: Path) -> list[str]:
         name = f"{cname}_curves.png"
         curves_band(out / name, curves, labels, "setting", ylabel=cname, logy=("acc" not in cname),
                     hline=hline if cname == "loss" else None,
-                    title=f"{study.key}: {cname}, median and min-max over seeds", order=order)
+                    title=f"{study.key}: {cname}, median and min-max over seeds{on}", order=order)
         names.append(name)
     finals = defaultdict(list)
     for g in groups:
@@ -186,7 +188,7 @@ def study_figures(study, task, result, out: Path) -> list[str]:
             x = np.linspace(lo, hi, finals["grid_pred"].shape[1])
             fits = [(lab, finals["grid_pred"][labels == lab]) for lab, _ in items]
             name = f"fitted_curves{'' if len(by_target) == 1 else f'_{i}'}.png"
-            fitted_curves(out / name, x, fn(x), fits, title=f"{study.key}: {label}")
+            fitted_curves(out / name, x, fn(x), fits, title=f"{study.key}: {label}{on}")
             names.append(name)
     if "true_vs_pred" in study.figures and finals.get("val_pred") is not None:
         panels = []
@@ -195,17 +197,18 @@ def study_figures(study, task, result, out: Path) -> list[str]:
             idx = np.flatnonzero(labels == lab)
             b = idx[np.argmin(score[idx])]
             panels.append((f"{lab}: val MSE {finals['val_mse'][b]:.3g}", finals["val_true"][b], finals["val_pred"][b]))
-        true_vs_pred(out / "val_true_vs_pred.png", panels, title=f"{study.key}: best seed per setting")
+        true_vs_pred(out / "val_true_vs_pred.png", panels, title=f"{study.key}: best seed per setting{on}")
         names.append("val_true_vs_pred.png")
     conf = finals.get("confusion")
     if "confusion" in study.figures and conf is not None:
         mats = [(lab, conf[labels == lab].sum(0)) for lab in order]
-        confusion_heatmaps(out / "confusion.png", mats, title=f"{study.key}: test confusion, summed over seeds")
+        confusion_heatmaps(out / "confusion.png", mats, title=f"{study.key}: test confusion, summed over seeds{on}")
         names.append("confusion.png")
         pc = finals.get("per_class_acc")
         if pc is not None:
             rows = [[lab] + [f"{pc[labels == lab][:, c].mean():.3f}" for c in range(pc.shape[1])] for lab in order]
             table = format_table(["setting", *[str(c) for c in range(pc.shape[1])]], rows)
-            atomic_write_text(out / "per_class.md", "## Per-class test accuracy (mean over seeds)\n\n" + table)
+            heading = "## Per-class test accuracy (mean over seeds)" + (f" on {data}" if data else "")
+            atomic_write_text(out / "per_class.md", heading + "\n\n" + table)
             names.append("per_class.md")
     return names

@@ -7,6 +7,7 @@ The one table here is the one every command prints: ``reproduce`` for a report's
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from jaxlabs.results import atomic_write_text, fmt_num, format_table, mean_std
 from jaxlabs.studies import SEED_TEST_LEVEL, Claim, ClaimVerdict, MetricDirection, Original, Outcome, Study
@@ -101,8 +102,9 @@ def results_table(study: Study, summary: dict, direction: MetricDirection) -> tu
 
 
 def write_report(study: Study, task, summary: dict, figures: list[str], seeds, wall: float, quick: bool,
-                 out: Path, command: str) -> tuple[str, list[str], str]:
-    """Write ``out/report.md``; returns the verdict line, the report's lines and its table."""
+                 out: Path, command: str, data: Sequence[str] = ()) -> tuple[str, list[str], str]:
+    """Write ``out/report.md``; returns the verdict line, the report's lines and its table.
+    ``data``: what the members trained on, when a task names it (a copy of a dataset, stand-in data)."""
     direction = metric_direction(study, task)
     table, n_orig, n_ok = results_table(study, summary, direction)
     claims = [c.judge(summary, direction) for c in study.claims]
@@ -119,6 +121,7 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
         f"static axes (one program each): {', '.join(study.static_axes()) or 'none'}. "
         f"Wall time {wall:.1f} s{' (--quick: a tiny version, not the real study)' if quick else ''}.", "",
         f"Command: `{command}`" if command else "", "",
+        *([f"**Data:** {'; '.join(data)}.", ""] if data else []),
         f"**Verdict:** {verdict}.", "",
     ]
     if study.static:

@@ -138,8 +138,9 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
                "plan_source": g.plan_source, "probe_s": g.probe, "waves": g.waves, "devices": g.devices}
               for g in result.groups]
     records = study_records(study, result)
+    data = list(dict.fromkeys(g.data for g in result.groups if g.data))
     meta = {"study": study.key, "title": study.title, "task": task.name, "lab": study.lab, "command": command,
-            "seeds": list(seeds), "quick": quick, "wall_s": wall, "timing": timing, "verdict": None}
+            "data": data, "seeds": list(seeds), "quick": quick, "wall_s": wall, "timing": timing, "verdict": None}
     summary = {s.label: summarize_setting([r for r in records if r["setting"] == s.label], study.summary_metrics())
                for s in run_settings}
     for g in result.groups:  # median curves, for claims about a curve's shape
@@ -158,7 +159,7 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
         write_records(staging, records, meta)  # first: nothing trained is lost
         write_curves(staging, result)
         figures = study_figures(study, task, result, staging)
-        verdict, lines, table = write_report(study, task, summary, figures, seeds, wall, quick, staging, command)
+        verdict, lines, table = write_report(study, task, summary, figures, seeds, wall, quick, staging, command, data)
         write_records(staging, records, {**meta, "verdict": verdict})
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
@@ -206,7 +207,8 @@ def rewrite_report(study: Study, out: Path) -> dict:
     figures = [f for f in figures if (out / f).is_file()] + (["per_class.md"] if (out / "per_class.md").is_file() else [])
     wall = float(meta.get("wall_s") or float("nan"))
     verdict, lines, table = write_report(study, task, summary, figures, meta.get("seeds", []), wall,
-                                         bool(meta.get("quick")), out, meta.get("command", ""))
+                                         bool(meta.get("quick")), out, meta.get("command", ""),
+                                         meta.get("data", []))
     atomic_write_text(path, json.dumps({**meta, "verdict": verdict}, indent=1))
     return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
             "quick": bool(meta.get("quick")), "lines": lines, "table": table, "figures": figures}

@@ -60,6 +60,7 @@ class GroupResult:
     probe: dict = field(default_factory=dict)  # plan -> probe seconds, when auto probed
     waves: list = field(default_factory=list)  # members per wave
     devices: int = 1  # devices the members were split over
+    data: str = ""  # what the data is (Trainer.data_name), "" for a task's one fixed source
 
     @property
     def members(self) -> int:
@@ -78,7 +79,7 @@ class SweepResult:
             for i in range(g.members):
                 status = STATUS_NAMES[int(g.final["status"][i])]
                 row: dict[str, Any] = {"task": self.task, "setting": g.labels[i], **g.static,
-                                       "seed": int(g.seeds[i])}
+                                       **({"data": g.data} if g.data else {}), "seed": int(g.seeds[i])}
                 row.update({k: float(v[i]) for k, v in g.hparams.items()})
                 row["status"] = status
                 stop = int(g.final["stop_epoch"][i])
@@ -410,7 +411,7 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
         hparams={k: np.asarray(v, np.float64) for k, v in hparams.items()},  # as given, for records
         final=final, epochs_run=epochs_run, compile_s=compile_s, run_s=run_s,
         plan=str(decision["plan"] or VMAP), plan_source=decision["source"] or "short group: vmap",
-        probe=decision["probe"], waves=[len(i) for i in waves], devices=placement.count)
+        probe=decision["probe"], waves=[len(i) for i in waves], devices=placement.count, data=trainer.data_name)
 
 
 def _decide(trainer, vmap_programs, key_data, hp, chunk, precision, plan_key, decision, remaining_s) -> float:

@@ -73,6 +73,8 @@ class Trainer(NamedTuple):
     probe() -> (trainer, data): a cheaper version of the same program (fewer steps per epoch, the
         same step) for timing plans (:func:`jaxlabs.sweep.probe_plans`); None: the engine probes a
         few epochs of this one.
+    data_name: what the data is, as records, reports and figures name it ("" when the task has one
+        fixed data source): e.g. "cifar10-jpeg (JPEG copy of CIFAR-10)", "synthetic (2048 random images)".
     """
 
     init: Callable[..., Carry]
@@ -83,6 +85,7 @@ class Trainer(NamedTuple):
     optimizer: Optional[Callable[[HParams], optax.GradientTransformation]] = None
     checkpoint: Optional[Checkpoint] = None
     probe: Optional[Callable[[], tuple["Trainer", Data]]] = None
+    data_name: str = ""
 
 
 class MemberState(NamedTuple):

@@ -1,4 +1,5 @@
 """Class-per-folder image data (jaxlabs.data.imagefolder) on tiny PNG/JPEG trees written here."""
+import json
 import zipfile
 
 import numpy as np
@@ -171,3 +172,29 @@ def test_train_and_test_classes_differ(tmp_path):
     write_image_folder(tmp_path / "tree", {"train": {"ant": 1, "cat": 1}, "test": {"ant": 1, "dog": 1}})
     message = error_of(tmp_path / "tree")
     assert "train/ and test/ have different classes (only in train/: cat; only in test/: dog)" in message
+
+
+def test_a_study_on_a_copy_names_the_copy_in_records_report_and_tables(clean_env):
+    from jaxlabs.reproduce import run_study, sweep_study
+    from jaxlabs.tasks import get_task
+
+    write_image_folder(clean_env / "d" / "cifar10-jpeg", TEN_CLASSES, size=8)
+    task = get_task("cifar-resnet20")
+    study = sweep_study(task, {"blocks": 1, "width": 4, "epochs": 1, "batch_size": 5}, [0.1], {})
+    run_study(study, [0], clean_env / "out", data_dir=str(clean_env / "d"), progress=False)
+    name = "cifar10-jpeg (PNG copy of CIFAR-10)"
+    meta = json.loads((clean_env / "out" / "results.json").read_text())
+    assert meta["data"] == [name]
+    assert [m["data"] for m in meta["members"]] == [name]
+    assert f"**Data:** {name}." in (clean_env / "out" / "report.md").read_text()
+    assert f"on {name}" in (clean_env / "out" / "per_class.md").read_text()
+
+
+def test_stand_in_data_is_named_as_such():
+    from jaxlabs.tasks import get_task
+
+    for task, static in (("cifar-resnet20", {"synthetic": 20, "blocks": 1}), ("mnist-cnn", {"synthetic": 600, "subset": 1.0}),
+                         ("fashion-mlp", {"synthetic": 120})):
+        t = get_task(task)
+        trainer, _ = t.build(t.resolve_static(**static))
+        assert trainer.data_name.startswith("synthetic (") and "not " in trainer.data_name

@@ -23,7 +23,7 @@ from jaxlabs.data import crop_flip, load_dataset
 from jaxlabs.models import ResNet, conv_for_backend
 from jaxlabs.options import static_option, traced_option
 from jaxlabs.tasks.base import Task
-from jaxlabs.tasks.classify import ClassifierSpec, make_trainer, synthetic_images
+from jaxlabs.tasks.classify import ClassifierSpec, data_name, make_trainer, synthetic_images
 from jaxlabs.optim import cross_entropy, step_schedule, torch_sgd
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # the course script's Normalize
@@ -78,4 +78,4 @@ class CifarResNet20Task(Task):
             model=model, loss=cross_entropy, optimizer=lambda hp, steps: make_optimizer(hp, steps, drop),
             batch_size=static["batch_size"], epochs=static["epochs"], mean=CIFAR_MEAN, std=CIFAR_STD,
             augment=crop_flip if static["augment"] else None, eval_batch=500)
-        return make_trainer(spec, data), data
+        return make_trainer(spec, data, data_name(raw, "CIFAR-10", static["synthetic"])), data

@@ -68,7 +68,7 @@ def _variables(params, stats) -> dict:
     return {"params": params, "batch_stats": stats} if stats else {"params": params}
 
 
-def make_trainer(spec: ClassifierSpec, data: dict) -> Trainer:
+def make_trainer(spec: ClassifierSpec, data: dict, data_name: str = "") -> Trainer:
     """The Trainer for ``data``: uint8 images ``x_{train,val,test}`` (n, H, W, C) and int32 labels
     ``y_*`` (n,); ``x_val``/``y_val`` are optional. Sizes are read here: they shape the program."""
     model, batch_size = spec.model, spec.batch_size
@@ -173,7 +173,15 @@ def make_trainer(spec: ClassifierSpec, data: dict) -> Trainer:
     checkpoint = Checkpoint("val_acc", higher=True, keys=("params", "batch_stats")) if has_val else None
     return Trainer(init, epoch, finish, max_epochs=spec.epochs, monitor="loss",
                    optimizer=lambda hp: spec.optimizer(hp, steps), checkpoint=checkpoint,
-                   probe=lambda: _probe(spec, data))
+                   probe=lambda: _probe(spec, data), data_name=data_name)
+
+
+def data_name(raw: dict, original: str, synthetic: int = 0) -> str:
+    """What records and figures call the data ``raw`` (a :func:`jaxlabs.data.load_dataset` dict):
+    a copy by its ``source`` (e.g. "cifar10-jpeg (JPEG copy of CIFAR-10)"), stand-in data as such."""
+    if synthetic:
+        return f"synthetic ({synthetic} random {original}-shaped train images; not {original})"
+    return str(raw.get("source", original))
 
 
 PROBE_STEPS = 8  # train steps per epoch of the probe: enough to time a step, cheap to compile

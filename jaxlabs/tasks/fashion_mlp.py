@@ -29,7 +29,7 @@ from jaxlabs.data.splits import DATA_SEED
 from jaxlabs.models import MLP
 from jaxlabs.options import static_option, traced_option
 from jaxlabs.tasks.base import Task
-from jaxlabs.tasks.classify import ClassifierSpec, make_trainer, synthetic_images
+from jaxlabs.tasks.classify import ClassifierSpec, data_name, make_trainer, synthetic_images
 from jaxlabs.optim import cross_entropy, multi_margin_loss, torch_adam, torch_sgd
 
 # variant -> (activation, loss, initializer, optimizer): one change from "base" each
@@ -91,4 +91,4 @@ class FashionMLPTask(Task):
         model = MLP(width=static["hidden"], depth=1, out=10, activation=activation, initializer=initializer)
         spec = ClassifierSpec(model=model, loss=LOSSES[loss], optimizer=OPTIMIZERS[optimizer],
                               batch_size=static["batch_size"], epochs=static["epochs"], eval_batch=2000)
-        return make_trainer(spec, data), data
+        return make_trainer(spec, data, data_name(raw, "Fashion-MNIST", static["synthetic"])), data

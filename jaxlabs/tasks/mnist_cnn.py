@@ -28,7 +28,7 @@ from jaxlabs.data.splits import DATA_SEED
 from jaxlabs.models import CNN, INIT_SCHEMES, conv_for_backend
 from jaxlabs.options import static_option, traced_option
 from jaxlabs.tasks.base import Task
-from jaxlabs.tasks.classify import ClassifierSpec, make_trainer, synthetic_images
+from jaxlabs.tasks.classify import ClassifierSpec, data_name, make_trainer, synthetic_images
 from jaxlabs.optim import cross_entropy, torch_adam
 
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)  # transforms.Normalize of the PyTorch MNIST example
@@ -92,7 +92,8 @@ class MnistCNNTask(Task):
         return load_dataset("mnist", static["data_dir"])
 
     def build(self, static: dict):
-        data = mnist_splits(self.raw_data(static), static["subset"], static["data_seed"])
+        raw = self.raw_data(static)
+        data = mnist_splits(raw, static["subset"], static["data_seed"])
         model = CNN(depth=static["depth"], kernel=static["kernel"], channels=static["channels"],
                     hidden=static["hidden"], batch_norm=static["batch_norm"], dropout=static["dropout"],
                     initializer=static["initializer"], conv=conv_for_backend())
@@ -100,4 +101,4 @@ class MnistCNNTask(Task):
             model=model, loss=cross_entropy, optimizer=lambda hp, steps: torch_adam(hp["lr"]),
             batch_size=static["batch_size"], epochs=static["epochs"], mean=MNIST_MEAN, std=MNIST_STD,
             augment=augment_images if static["augment"] else None)  # rotation 10, translate 0.1, brightness 0.2
-        return make_trainer(spec, data), data
+        return make_trainer(spec, data, data_name(raw, "MNIST", static["synthetic"])), data
