@@ -85,7 +85,9 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
                    help=f"matmul and convolution precision: {', '.join(PRECISIONS)}; parameters and optimizer "
                         "state stay float32 (default: fp32)")
     g.add_argument("--compaction", action=argparse.BooleanOptionalAction, default=True,
-                   help="repack the running members into a smaller program once half have stopped (default: on)")
+                   help="stopped members stop costing: hybrid moves them into blocks it skips, vmap repacks the "
+                        "running ones into a smaller program once half have stopped (map skips them anyway) "
+                        "(default: on)")
     g.add_argument("--devices", type=_checked(_parse_devices, "devices"), default=None,
                    help="split each group's members over this many devices, or all (default: all: every "
                         "device of every process)")

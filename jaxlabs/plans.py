@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import jax
+import jax.numpy as jnp
 
 PLAN_FORMS = "auto, vmap, map or hybrid:K (K >= 1 members vmapped at a time)"
 PRECISIONS = {"fp32": "float32", "tf32": "tensorfloat32", "bf16": "bfloat16"}  # jax.default_matmul_precision
@@ -38,13 +39,41 @@ class Plan:
     def __str__(self) -> str:
         return f"hybrid:{self.batch}" if self.kind == "hybrid" else self.kind
 
-    def over_members(self, fn: Callable) -> Callable:
+    def over_members(self, fn: Callable, idle: Optional[tuple[Callable, Callable]] = None) -> Callable:
         """``fn(a, b, *shared)`` of one member -> the same over members stacked on the leading
-        axis of ``a`` and ``b`` (``shared``: the data and numbers every member sees)."""
+        axis of ``a`` and ``b`` (``shared``: the data and numbers every member sees).
+
+        ``idle = (is_idle, held)``: ``is_idle(a)`` says a member has nothing to do and ``held(a, b,
+        *shared)`` gives its output without computing; hybrid then skips every block of K idle
+        members (vmap computes them all; under map ``fn`` skips on its own)."""
+        one = lambda a, b, *shared: jax.vmap(lambda x, y: fn(x, y, *shared))(a, b)  # noqa: E731
         if self.kind == "vmap":
-            return lambda a, b, *shared: jax.vmap(lambda x, y: fn(x, y, *shared))(a, b)
-        batch = self.batch if self.kind == "hybrid" else None
-        return lambda a, b, *shared: jax.lax.map(lambda xy: fn(xy[0], xy[1], *shared), (a, b), batch_size=batch)
+            return one
+        if self.kind == "map":
+            return lambda a, b, *shared: jax.lax.map(lambda xy: fn(xy[0], xy[1], *shared), (a, b))
+        if idle is None:
+            return lambda a, b, *shared: jax.lax.map(lambda xy: fn(xy[0], xy[1], *shared), (a, b),
+                                                     batch_size=self.batch)
+        is_idle, held = idle
+        stay = lambda a, b, *shared: jax.vmap(lambda x, y: held(x, y, *shared))(a, b)  # noqa: E731
+
+        def hybrid(a, b, *shared):
+            def block(xy):
+                x, y = xy
+                return jax.lax.cond(jnp.all(jax.vmap(is_idle)(x)), lambda: stay(x, y, *shared),
+                                    lambda: one(x, y, *shared))
+
+            n = jax.tree.leaves(a)[0].shape[0]
+            k = min(self.batch, n)
+            full = n - n % k
+            blocks = jax.tree.map(lambda t: t[:full].reshape(full // k, k, *t.shape[1:]), (a, b))
+            out = jax.tree.map(lambda t: t.reshape(full, *t.shape[2:]), jax.lax.map(block, blocks))
+            if full == n:
+                return out
+            rest = block(jax.tree.map(lambda t: t[full:], (a, b)))
+            return jax.tree.map(lambda u, v: jnp.concatenate([u, v]), out, rest)
+
+        return hybrid
 
 
 VMAP = Plan("vmap")

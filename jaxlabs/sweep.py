@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from jaxlabs.plans import (PRECISIONS, VMAP, Plan, cache_key, cached_plan, fmt_bytes, free_device_memory,
                            parse_plan, program_bytes, remember_plan)
-from jaxlabs.train import (CONVERGED, DIVERGED, RUNNING, STATUS_NAMES, Trainer, finalize,
+from jaxlabs.train import (CONVERGED, DIVERGED, RUNNING, STATUS_NAMES, Trainer, finalize, hold_epochs,
                            init_member, run_epochs)
 
 
@@ -107,9 +107,9 @@ def _members(tree) -> int:
     return int(jax.tree.leaves(tree)[0].shape[0])
 
 
-# auto keeps vmap for a group whose remaining training is estimated shorter than this: probing
-# the other plans costs a compile each, which a short group would not win back
-PROBE_WORTH_S = 60.0
+# auto probes only when the probe's estimated cost (a compile and a chunk for each other
+# candidate) is at most this share of the group's estimated remaining training; else it keeps vmap
+PROBE_SHARE = 0.1
 # compaction repacks only when the program's remaining chunks are estimated to take longer than
 # this: a smaller program is a compile of a few seconds
 COMPACT_WORTH_S = 10.0
@@ -140,8 +140,6 @@ class EngineOptions:
                              f"{'s are' if len(there) > 1 else ' is'} here ({kinds}); use --devices all or "
                              f"at most {len(there)}")
         return there[:self.devices]
-
-PROBE_EPOCHS_SHARE = 10  # without a cheaper probe trainer, the probe runs chunk // 10 epochs
 
 
 class Placement:
@@ -226,7 +224,9 @@ class Programs:
         key = (name, length, _members(args[1]))
         if key not in self._compiled:
             shared = 2 if name == "chunk" else 1
-            fn = self.placement.over_devices(self.plan.over_members(self._one(name, length)), shared)
+            idle = (lambda s: s.status != RUNNING, lambda s, h, d, start: hold_epochs(s, length))  # noqa: E731
+            fn = self.placement.over_devices(
+                self.plan.over_members(self._one(name, length), idle if name == "chunk" else None), shared)
             t0 = time.perf_counter()
             with jax.default_matmul_precision(PRECISIONS[self.precision]):
                 jitted = jax.jit(fn, donate_argnums=(0,) if name == "chunk" else ())
@@ -306,26 +306,25 @@ def _bucket(running: int, devices: int = 1) -> int:
     return -(-size // devices) * devices
 
 
-def probe_plans(trainer: Trainer, data: Any, key_data, hp, state, chunk: int, precision: str,
-                placement: Optional[Placement] = None) -> dict[str, float]:
-    """Seconds per probe for each candidate plan, compile excluded. The probe runs the trainer's
-    cheaper version (``trainer.probe``: fewer steps per epoch) for one epoch from a fresh start, or
-    else ``chunk // 10`` epochs of the real program from the current state; nothing it computes is
-    kept. ``key_data`` and ``hp`` are placed member arrays (``state`` too, when given)."""
-    n = _members(hp) // (placement.count if placement else 1)  # members per device
-    candidates = [VMAP, Plan("map")] + [Plan("hybrid", k) for k in (4, 16, 64) if k < n]
-    if trainer.probe is not None:
-        trainer, data = trainer.probe()
-        state = Programs(trainer, data, VMAP, precision, placement).init(key_data, hp)
-        length = 1
-    else:
-        length = max(1, chunk // PROBE_EPOCHS_SHARE)
+def probe_candidates(members: int) -> list[Plan]:
+    """The plans auto times for a group of ``members`` per device: vmap, map, and hybrid:K for K up
+    to half the members (a larger K is one vmapped batch and a remainder: vmap's cost)."""
+    return [VMAP, Plan("map")] + [Plan("hybrid", k) for k in (4, 16, 64) if 2 * k <= members]
+
+
+def probe_plans(trainer: Trainer, key_data, hp, precision: str, placement: Optional[Placement] = None) -> dict[str, float]:
+    """Seconds per probe for each candidate plan, compile excluded: one epoch of the trainer's
+    cheaper version (``trainer.probe``: a few steps per epoch) from a fresh start under each plan;
+    nothing it computes is kept. ``key_data`` and ``hp`` are placed member arrays."""
+    candidates = probe_candidates(_members(hp) // (placement.count if placement else 1))  # per device
+    trainer, data = trainer.probe()
+    state = Programs(trainer, data, VMAP, precision, placement).init(key_data, hp)
     times = {}
     for plan in candidates:
         programs = Programs(trainer, data, plan, precision, placement)
-        programs._program("chunk", length, (state, hp, programs.data, programs.placement.shared(np.int32(0))))
+        programs._program("chunk", 1, (state, hp, programs.data, programs.placement.shared(np.int32(0))))
         t0 = time.perf_counter()
-        jax.block_until_ready(programs.chunk(state, hp, 0, length, donate=False))
+        jax.block_until_ready(programs.chunk(state, hp, 0, 1, donate=False))
         times[str(plan)] = round(time.perf_counter() - t0, 4)
     return times
 
@@ -391,8 +390,9 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
         with bar:
             curves, final, run, spent = _train_wave(
                 trainer, programs_for, placement, key_data[idx], _rows(hp, idx), chunk, bar, compaction, decision,
-                lambda t1, wave_keys, wave_hp: _decide(trainer, programs_for(VMAP), wave_keys, wave_hp, chunk,
-                                                       precision, plan_key, decision, t1 * (n_chunks * len(waves) - 1)),
+                lambda t1, wave_keys, wave_hp, state, start: _decide(
+                    trainer, programs_for, wave_keys, wave_hp, state, start, chunk, precision, plan_key, decision,
+                    t1 * (n_chunks * len(waves) - 1)),
                 resume=checkpoint.restore_wave if saved is not None and w == saved["wave"] else None,
                 save=None if checkpoint is None else functools.partial(checkpoint.save, w, waves, decision,
                                                                        (pieces, finals, epochs_run)))
@@ -414,33 +414,64 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
         probe=decision["probe"], waves=[len(i) for i in waves], devices=placement.count, data=trainer.data_name)
 
 
-def _decide(trainer, vmap_programs, key_data, hp, chunk, precision, plan_key, decision, remaining_s) -> float:
-    """auto's choice after the first chunk (estimated ``remaining_s`` of training left) for a wave
-    with these placed keys and numbers; returns the seconds spent probing."""
+def _decide(trainer, programs_for, key_data, hp, state, start: int, chunk: int, precision: str, plan_key,
+            decision: dict, remaining_s: float) -> tuple[Plan, float, Optional[tuple]]:
+    """auto after the first chunk of a wave (these placed keys, numbers and ``state``; the next
+    chunk starts at epoch ``start``; an estimated ``remaining_s`` of training left): (the plan,
+    the seconds spent probing, and the next chunk when the probe ran it: (state, logs, seconds)).
+
+    A cached choice is taken as it is; a group too short to win back a compile per other
+    candidate keeps vmap. Otherwise each candidate runs the next real chunk from ``state`` (on a
+    copy) and the fastest one's chunk is kept: the only waste is the slower candidates' chunks,
+    and a run that finds the choice cached computes the same numbers. A trainer with a cheaper
+    version (``trainer.probe``: an epoch of many steps, which under a slow plan would cost much)
+    is timed on that instead."""
+    placement = programs_for(VMAP).placement
+    candidates = probe_candidates(_members(hp) // placement.count)
     cached = cached_plan(plan_key) if plan_key else None
     if cached is not None:
         decision.update(plan=parse_plan(cached["plan"]), source="cached", probe=cached.get("probe", {}))
-        return 0.0
-    placement = vmap_programs.placement
-    if _members(hp) < 2 * placement.count or remaining_s < PROBE_WORTH_S:
-        decision.update(plan=VMAP, source=f"short group (about {remaining_s:.0f} s left): vmap")
-        return 0.0
+        return decision["plan"], 0.0, None
+    cost = (len(candidates) - 1) * programs_for(VMAP).compile_s  # a compile per other candidate
+    if _members(hp) < 2 * placement.count or cost > PROBE_SHARE * remaining_s:
+        decision.update(plan=VMAP, source=f"short group (about {remaining_s:.0f} s left; probing would cost "
+                                          f"about {cost:.0f} s): vmap")
+        return VMAP, 0.0, None
     t0 = time.perf_counter()
-    state = vmap_programs.init(key_data, hp) if trainer.probe is None else None
-    times = probe_plans(trainer, vmap_programs.data, key_data, hp, state, chunk, precision, placement)
+    if trainer.probe is not None:
+        _settle(decision, probe_plans(trainer, key_data, hp, precision, placement), plan_key)
+        return decision["plan"], time.perf_counter() - t0, None
+    compiled = sum(programs_for(p).compile_s for p in candidates)
+    times, best = {}, None
+    at = placement.shared(np.int32(start))
+    for plan in candidates:
+        programs = programs_for(plan)
+        programs._program("chunk", chunk, (state, hp, programs.data, at))  # compiled before the clock
+        t1 = time.perf_counter()
+        out = jax.block_until_ready(programs.chunk(state, hp, start, chunk, donate=False))
+        times[str(plan)] = round(time.perf_counter() - t1, 4)
+        if best is None or times[str(plan)] < best[2]:
+            best = (*out, times[str(plan)])
+    _settle(decision, times, plan_key)
+    spent = time.perf_counter() - t0 - (sum(programs_for(p).compile_s for p in candidates) - compiled) - best[2]
+    return decision["plan"], spent, best
+
+
+def _settle(decision: dict, times: dict, plan_key: Optional[str]) -> None:
     best = min(times, key=times.get)
-    decision.update(plan=parse_plan(best), source="probed", probe=times)
+    decision.update(plan=parse_plan(best), source="probed", probe=dict(times))
     if plan_key:
-        remember_plan(plan_key, {"plan": best, "probe": times})
-    return time.perf_counter() - t0
+        remember_plan(plan_key, {"plan": best, "probe": dict(times)})
 
 
 def _train_wave(trainer, programs_for, placement, key_data, hp, chunk, bar, compaction, decision, decide,
                 resume=None, save=None):
     """One wave's members from init to finish, padded to a multiple of the devices. Returns
-    (curves (members, epochs run), final, epochs run, seconds spent probing). ``resume(fresh_state,
-    take)``: the wave as a checkpoint saved it (the fresh state gives its structure);
-    ``save(**wave)``: called between chunks, to checkpoint the wave."""
+    (curves (members, epochs run), final, epochs run, seconds spent probing). ``decide(plan, seconds,
+    keys, numbers, state, start)``: auto, after its first chunk (``seconds``): (the plan, seconds
+    spent probing, the next chunk when the probe ran it: (state, logs, seconds)). ``resume(fresh_state, take)``: the wave as a checkpoint saved it
+    (the fresh state gives its structure); ``save(**wave)``: called between chunks, to checkpoint
+    the wave."""
     real = len(key_data)
     rows = _padded(np.arange(real), placement.count)
     n = len(rows)
@@ -456,13 +487,18 @@ def _train_wave(trainer, programs_for, placement, key_data, hp, chunk, bar, comp
         state, full, held, active, status, pieces, start = resume(state, placement.take)
         bar.update(min(start, trainer.max_epochs))
     sub_hp = hp if full is None else placement.take(hp, active)
+    pending = None  # the next chunk, already run by auto's probe under the plan it chose
     while start < trainer.max_epochs:
-        compiling, t1 = programs_for(current).compile_s, time.perf_counter()
-        state, logs = programs_for(current).chunk(state, sub_hp, start, chunk)
-        logs, sub_status = placement.fetch((logs, state.status))  # the one host round trip per chunk
+        if pending is not None:
+            (state, logs, t1), pending = pending, None
+            logs, sub_status = placement.fetch((logs, state.status))
+        else:
+            compiling, t0 = programs_for(current).compile_s, time.perf_counter()
+            state, logs = programs_for(current).chunk(state, sub_hp, start, chunk)
+            logs, sub_status = placement.fetch((logs, state.status))  # the one host round trip per chunk
+            t1 = time.perf_counter() - t0 - (programs_for(current).compile_s - compiling)
         status[active] = np.asarray(sub_status)
-        t1 = time.perf_counter() - t1 - (programs_for(current).compile_s - compiling)
-        if len(active) < n:
+        if full is not None:  # repacked or reordered: back to the wave's order
             logs = {k: _fill(held[k], v, active) for k, v in logs.items()}
         pieces.append({k: np.asarray(v)[:real] for k, v in logs.items()})
         done = min(chunk, trainer.max_epochs - start)
@@ -471,18 +507,31 @@ def _train_wave(trainer, programs_for, placement, key_data, hp, chunk, bar, comp
         if not (status == RUNNING).any():
             break
         if decision["plan"] is None:  # auto, after its first chunk
-            probe_s += decide(t1, key_data, hp)
-        if str(decision["plan"] or VMAP) != str(current):
+            current, spent, pending = decide(t1, key_data, hp, state, start)
+            probe_s += spent
+        elif str(decision["plan"]) != str(current):
             current = decision["plan"]
         running = np.flatnonzero(status[active] == RUNNING)
         remaining = t1 * -(-(trainer.max_epochs - start) // chunk)
         bucket = _bucket(len(running), placement.count)
-        if compaction and bucket < len(active) and len(running) <= len(active) // 2 and remaining > COMPACT_WORTH_S:
-            full = state if full is None else placement.put_back(full, active, state)
-            held = placement.fetch(full.last_logs)
+        # map: a stopped member skips its chunks on its own. hybrid: stopped members are moved
+        # together into blocks it skips (the same program). vmap: the running ones are repacked into
+        # a smaller program once at most half still run (a compile, so only when worth it)
+        order = None
+        if pending is not None:  # the next chunk has run already: its members are checked after it
+            pass
+        elif compaction and current.kind == "hybrid":
+            order = _hybrid_order(status[active] == RUNNING, current.batch, placement.count)
+        elif (compaction and current.kind == "vmap" and bucket < len(active) and len(running) <= len(active) // 2
+                and remaining > COMPACT_WORTH_S):
             keep = active[running]
             fillers = np.setdiff1d(np.arange(n), keep)[:bucket - len(keep)]  # stopped members, frozen
-            active = np.sort(np.concatenate([keep, fillers])).astype(int)
+            at = {int(a): i for i, a in enumerate(active)}
+            order = np.asarray([at[int(a)] for a in np.sort(np.concatenate([keep, fillers]))], int)
+        if order is not None:
+            full = state if full is None else placement.put_back(full, active, state)
+            held = placement.fetch(full.last_logs)
+            active = active[order]
             state, sub_hp = placement.take(full, active), placement.take(hp, active)
         if save is not None:
             save(state=state, full=full, held=held, active=active, status=status, pieces=pieces, start=start)
@@ -492,6 +541,27 @@ def _train_wave(trainer, programs_for, placement, key_data, hp, chunk, bar, comp
     epochs_run = min(start, trainer.max_epochs)
     curves = {k: np.concatenate([p[k] for p in pieces], axis=1)[:, :epochs_run] for k in pieces[0]}
     return curves, {k: np.asarray(v)[:real] for k, v in final.items()}, epochs_run, probe_s
+
+
+def _hybrid_order(running: np.ndarray, k: int, devices: int) -> Optional[np.ndarray]:
+    """A reordering of a hybrid:``k`` program's members (``running``: a mask in its order) that
+    leaves more blocks of ``k`` with no running member (blocks hybrid skips), or None. Each device
+    holds a contiguous share; the running members are dealt evenly over the devices, first in each."""
+    n = len(running)
+    m = n // devices  # members per device
+
+    def idle_blocks(mask: np.ndarray) -> int:
+        size = min(k, m)
+        return sum(not mask[d * m + b:d * m + min(b + size, m)].any() for d in range(devices) for b in range(0, m, size))
+
+    go, stopped = np.flatnonzero(running), np.flatnonzero(~running)
+    order, used = [], 0
+    for d in range(devices):
+        mine = list(go[d::devices])
+        order += mine + list(stopped[used:used + m - len(mine)])
+        used += m - len(mine)
+    order = np.asarray(order, int)
+    return order if idle_blocks(running[order]) > idle_blocks(running) else None
 
 
 def _fill(held: np.ndarray, logs: np.ndarray, active: np.ndarray) -> np.ndarray:

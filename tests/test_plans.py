@@ -126,6 +126,70 @@ def test_compaction_compiles_smaller_programs(monkeypatch):
     assert 5 in sizes and 2 in sizes  # 5 members, then the two running ones
 
 
+def test_under_map_stopped_members_skip_their_chunks_and_are_not_repacked(monkeypatch):
+    monkeypatch.setattr(sweep, "COMPACT_WORTH_S", 0.0)
+    sizes = []
+    real = sweep.Programs._program
+
+    def spy(self, name, length, args):
+        if name == "chunk":
+            sizes.append(sweep._members(args[1]))
+        return real(self, name, length, args)
+
+    monkeypatch.setattr(sweep.Programs, "_program", spy)
+    task, trainer, data = tiny_task("fit-log2cos", n=120, width=16, depth=2, epochs=30)
+    # three diverge at epoch 1, one converges early (loose tolerance), one runs on
+    hp = {"lr": [1e20, 1e22, 1e25, 0.01, 0.01], "tolerance": [0.0, 0.0, 0.0, 1.0, 0.0]}
+    vmapped = run_group(trainer, data, [0, 1, 2, 3, 4], hp, chunk=5, progress=False)
+    sizes.clear()
+    mapped = run_group(trainer, data, [0, 1, 2, 3, 4], hp, chunk=5, progress=False, plan=Plan("map"),
+                       compaction=True)
+    assert set(sizes) == {5}  # skipped in place: no smaller program
+    np.testing.assert_array_equal(mapped.final["status"], vmapped.final["status"])
+    np.testing.assert_array_equal(mapped.final["stop_epoch"], vmapped.final["stop_epoch"])
+    assert (mapped.final["stop_epoch"][:4] <= 10).all()  # four members skip at least four of the six chunks
+    for k in ("loss", "val_mse"):  # held values after the stop, as vmapped
+        np.testing.assert_allclose(mapped.curves[k], vmapped.curves[k], rtol=MEMBER_VS_ALONE_RTOL)
+    np.testing.assert_allclose(mapped.final["test_mse"], vmapped.final["test_mse"], rtol=MEMBER_VS_ALONE_RTOL)
+
+
+def test_under_hybrid_stopped_members_move_into_skipped_blocks_of_the_same_program(monkeypatch):
+    sizes, orders = [], []
+    real_program, real_order = sweep.Programs._program, sweep._hybrid_order
+
+    def spy(self, name, length, args):
+        if name == "chunk":
+            sizes.append(sweep._members(args[1]))
+        return real_program(self, name, length, args)
+
+    def order_spy(*args):
+        orders.append(real_order(*args))
+        return orders[-1]
+
+    monkeypatch.setattr(sweep.Programs, "_program", spy)
+    monkeypatch.setattr(sweep, "_hybrid_order", order_spy)
+    task, trainer, data = tiny_task("fit-log2cos", n=120, width=16, depth=2, epochs=30)
+    # members 0, 2 and 4 diverge at once: every block of two holds a running member until reordered
+    hp = {"lr": [1e20, 0.01, 1e22, 0.02, 1e25, 0.01], "tolerance": [0.0] * 6}
+    seeds = [0, 1, 2, 3, 4, 5]
+    vmapped = run_group(trainer, data, seeds, hp, chunk=5, progress=False)
+    sizes.clear()
+    hybrid = run_group(trainer, data, seeds, hp, chunk=5, progress=False, plan=Plan("hybrid", 2), compaction=True)
+    assert set(sizes) == {6}  # no smaller program
+    assert [o.tolist() for o in orders if o is not None] == [[1, 3, 5, 0, 2, 4]]  # once: then one idle block
+    np.testing.assert_array_equal(hybrid.final["status"], vmapped.final["status"])
+    for k in ("loss", "val_mse"):
+        np.testing.assert_allclose(hybrid.curves[k], vmapped.curves[k], rtol=MEMBER_VS_ALONE_RTOL)
+    np.testing.assert_allclose(hybrid.final["test_mse"], vmapped.final["test_mse"], rtol=MEMBER_VS_ALONE_RTOL)
+
+
+def test_hybrid_order_deals_running_members_over_devices_first():
+    running = np.array([1, 0, 0, 0, 1, 0, 0, 1], bool)
+    # 2 devices of 4 members, blocks of 2: running 0, 4, 7 -> device 0 gets 0 and 7, device 1 gets 4
+    assert sweep._hybrid_order(running, 2, 2).tolist() == [0, 7, 1, 2, 4, 3, 5, 6]
+    assert sweep._hybrid_order(np.array([1, 1, 0, 0], bool), 2, 1) is None  # already an idle block
+
+
 def test_boston_final_metrics_agree_with_and_without_compaction(monkeypatch):
     monkeypatch.setattr(sweep, "COMPACT_WORTH_S", 0.0)
     task, trainer, data = tiny_task("boston", width=8, depth=1, epochs=12)
@@ -139,16 +203,28 @@ def test_boston_final_metrics_agree_with_and_without_compaction(monkeypatch):
 
 def test_auto_probes_a_long_group_then_caches_its_choice(monkeypatch, tmp_path):
     monkeypatch.setenv("JAXLABS_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(sweep, "PROBE_WORTH_S", 0.0)  # probe even this tiny group
+    monkeypatch.setattr(sweep, "PROBE_SHARE", float("inf"))  # probe even this tiny group
     task, trainer, data = tiny_task("fit-log2cos", n=120, width=16, depth=2, epochs=40)
     seeds, hp = [0, 1, 2, 3, 4], {"lr": [0.01] * 5, "tolerance": [0.0] * 5}
     g = run_group(trainer, data, seeds, hp, chunk=10, progress=False, plan=None, plan_key="k")
-    assert g.plan_source == "probed" and set(g.probe) == {"vmap", "map", "hybrid:4"}
+    assert g.plan_source == "probed" and set(g.probe) == {"vmap", "map"}  # hybrid:4 needs 8 members
     assert g.plan == min(g.probe, key=g.probe.get)
+    assert_members_alone(g, trainer, data, seeds, hp, (0, 4), ("loss", "val_mse"), {})
     assert json.loads((tmp_path / "plans.json").read_text())["k"]["plan"] == g.plan
     again = run_group(trainer, data, seeds, hp, chunk=10, progress=False, plan=None, plan_key="k")
     assert again.plan_source == "cached" and again.plan == g.plan
-    np.testing.assert_allclose(again.curves["loss"], g.curves["loss"], rtol=MEMBER_VS_ALONE_RTOL)
+    # the probe kept the chosen plan's run of the second chunk: a cached run computes the same numbers
+    np.testing.assert_array_equal(again.curves["loss"], g.curves["loss"])
+
+
+def test_auto_probes_a_classifier_on_its_cheaper_version(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAXLABS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(sweep, "PROBE_SHARE", float("inf"))
+    name, static, hp, curve_names = CASES["cnn-bn-dropout"]
+    task, trainer, data = tiny_task(name, **static)
+    g = run_group(trainer, data, [0, 1, 2], hp, chunk=1, progress=False, plan=None, plan_key="k")
+    assert g.plan_source == "probed" and set(g.probe) == {"vmap", "map"} and g.plan == min(g.probe, key=g.probe.get)
+    assert_members_alone(g, trainer, data, [0, 1, 2], hp, (0, 1), curve_names, {})
 
 
 def test_auto_keeps_vmap_for_a_short_group_and_says_why(monkeypatch, tmp_path):
