@@ -108,8 +108,9 @@ def _members(tree) -> int:
 
 
 # auto probes only when the probe's estimated cost (a compile and a chunk for each other
-# candidate) is at most this share of the group's estimated remaining training; else it keeps vmap
-PROBE_SHARE = 0.1
+# candidate) is at most this share of the group's estimated remaining training; else it keeps vmap.
+# The cost is paid once: the choice is cached for every later run of the same group
+PROBE_SHARE = 0.2
 # compaction repacks only when the program's remaining chunks are estimated to take longer than
 # this: a smaller program is a compile of a few seconds
 COMPACT_WORTH_S = 10.0
@@ -217,7 +218,8 @@ class Programs:
     def _one(self, name: str, length: int) -> Callable:
         trainer = self.trainer
         return {"init": lambda k, h, d: init_member(trainer, jax.random.wrap_key_data(k), h, d),
-                "chunk": lambda s, h, d, start: run_epochs(trainer, s, h, d, start, length),
+                "chunk": lambda s, h, d, start: run_epochs(trainer, s, h, d, start, length,
+                                                            skip_stopped=self.plan.kind == "map"),
                 "finish": lambda s, h, d: finalize(trainer, s, h, d)}[name]
 
     def _program(self, name: str, length: int, args: tuple):
@@ -392,7 +394,7 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
                 trainer, programs_for, placement, key_data[idx], _rows(hp, idx), chunk, bar, compaction, decision,
                 lambda t1, wave_keys, wave_hp, state, start: _decide(
                     trainer, programs_for, wave_keys, wave_hp, state, start, chunk, precision, plan_key, decision,
-                    t1 * (n_chunks * len(waves) - 1)),
+                    t1, t1 * (n_chunks * len(waves) - 1)),
                 resume=checkpoint.restore_wave if saved is not None and w == saved["wave"] else None,
                 save=None if checkpoint is None else functools.partial(checkpoint.save, w, waves, decision,
                                                                        (pieces, finals, epochs_run)))
@@ -415,9 +417,10 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
 
 
 def _decide(trainer, programs_for, key_data, hp, state, start: int, chunk: int, precision: str, plan_key,
-            decision: dict, remaining_s: float) -> tuple[Plan, float, Optional[tuple]]:
+            decision: dict, chunk_s: float, remaining_s: float) -> tuple[Plan, float, Optional[tuple]]:
     """auto after the first chunk of a wave (these placed keys, numbers and ``state``; the next
-    chunk starts at epoch ``start``; an estimated ``remaining_s`` of training left): (the plan,
+    chunk starts at epoch ``start``; the first took ``chunk_s``, and an estimated ``remaining_s``
+    of training is left): (the plan,
     the seconds spent probing, and the next chunk when the probe ran it: (state, logs, seconds)).
 
     A cached choice is taken as it is; a group too short to win back a compile per other
@@ -432,7 +435,8 @@ def _decide(trainer, programs_for, key_data, hp, state, start: int, chunk: int, 
     if cached is not None:
         decision.update(plan=parse_plan(cached["plan"]), source="cached", probe=cached.get("probe", {}))
         return decision["plan"], 0.0, None
-    cost = (len(candidates) - 1) * programs_for(VMAP).compile_s  # a compile per other candidate
+    # a compile and a chunk (about as long as vmap's first one) per other candidate
+    cost = (len(candidates) - 1) * (programs_for(VMAP).compile_s + chunk_s)
     if _members(hp) < 2 * placement.count or cost > PROBE_SHARE * remaining_s:
         decision.update(plan=VMAP, source=f"short group (about {remaining_s:.0f} s left; probing would cost "
                                           f"about {cost:.0f} s): vmap")

@@ -139,9 +139,11 @@ def init_member(trainer: Trainer, key: jax.Array, hparams: HParams, data: Data) 
 
 @with_rng_policy
 def run_epochs(trainer: Trainer, state: MemberState, hparams: HParams, data: Data,
-               start: jax.Array, length: int) -> tuple[MemberState, dict]:
+               start: jax.Array, length: int, skip_stopped: bool = False) -> tuple[MemberState, dict]:
     """Epochs ``start .. start + length - 1`` (0-based) of one member; epochs past
-    ``trainer.max_epochs`` are no-ops. Returns the new state and the logs, each (length, ...)."""
+    ``trainer.max_epochs`` are no-ops. Returns the new state and the logs, each (length, ...).
+    ``skip_stopped``: a member stopped before the chunk skips it (a branch: worth it where members
+    run one at a time, under the map plan)."""
     tx = _optimizer(trainer, hparams)
     ckpt = trainer.checkpoint
 
@@ -166,11 +168,13 @@ def run_epochs(trainer: Trainer, state: MemberState, hparams: HParams, data: Dat
                            best, best_score, best_epoch), logs
 
     epochs = start + jnp.arange(length, dtype=jnp.int32)
-    # a member stopped before the chunk skips it: under map (one member at a time) it then costs
-    # nothing; vmapped, the branches become a select and every member still computes the chunk
-    # (hybrid skips blocks of stopped members, vmap repacks: jaxlabs.sweep). A per-epoch branch would
-    # skip the rest of the chunk where a member stops, but costs every running epoch more than it
-    # saves (Lab A: 66 s against 60 s).
+    if not skip_stopped:
+        return jax.lax.scan(body, state, epochs)
+    # one member at a time, a stopped one then costs nothing. Vmapped, the branches would become a
+    # select that computes the chunk anyway (and changes how XLA fuses it: other roundings), so the
+    # batched plans do without (hybrid skips blocks of stopped members, vmap repacks: jaxlabs.sweep).
+    # A per-epoch branch would skip the rest of the chunk where a member stops, but costs every
+    # running epoch more than it saves (Lab A: 66 s against 60 s).
     return jax.lax.cond(state.status == RUNNING, lambda ms: jax.lax.scan(body, ms, epochs),
                         lambda ms: hold_epochs(ms, length), state)
 
