@@ -90,6 +90,19 @@ def test_a_member_that_does_not_fit_says_how_much_it_needs():
                   memory_limit=1000)
 
 
+def chunk_sizes(monkeypatch) -> list:
+    """The member count of every chunk program compiled from now on (in this test)."""
+    sizes, real = [], sweep.Programs._program
+
+    def spy(self, name, length, args):
+        if name == "chunk":
+            sizes.append(sweep._members(args[1]))
+        return real(self, name, length, args)
+
+    monkeypatch.setattr(sweep.Programs, "_program", spy)
+    return sizes
+
+
 def test_compaction_repacks_running_members_and_keeps_every_result(monkeypatch):
     monkeypatch.setattr(sweep, "COMPACT_WORTH_S", 0.0)  # repack even this tiny group
     task, trainer, data = tiny_task("fit-log2cos", n=120, width=16, depth=2, epochs=60)
@@ -110,15 +123,7 @@ def test_compaction_repacks_running_members_and_keeps_every_result(monkeypatch):
 
 def test_compaction_compiles_smaller_programs(monkeypatch):
     monkeypatch.setattr(sweep, "COMPACT_WORTH_S", 0.0)
-    sizes = []
-    real = sweep.Programs._program
-
-    def spy(self, name, length, args):
-        if name == "chunk":
-            sizes.append(sweep._members(args[1]))
-        return real(self, name, length, args)
-
-    monkeypatch.setattr(sweep.Programs, "_program", spy)
+    sizes = chunk_sizes(monkeypatch)
     task, trainer, data = tiny_task("fit-log2cos", n=120, width=16, depth=2, epochs=30)
     hp = {"lr": [1e20, 1e22, 1e25, 0.01, 0.01], "tolerance": [0.0] * 5}  # three diverge at once
     g = run_group(trainer, data, [0, 1, 2, 3, 4], hp, chunk=5, progress=False, compaction=True)
@@ -128,15 +133,7 @@ def test_compaction_compiles_smaller_programs(monkeypatch):
 
 def test_under_map_stopped_members_skip_their_chunks_and_are_not_repacked(monkeypatch):
     monkeypatch.setattr(sweep, "COMPACT_WORTH_S", 0.0)
-    sizes = []
-    real = sweep.Programs._program
-
-    def spy(self, name, length, args):
-        if name == "chunk":
-            sizes.append(sweep._members(args[1]))
-        return real(self, name, length, args)
-
-    monkeypatch.setattr(sweep.Programs, "_program", spy)
+    sizes = chunk_sizes(monkeypatch)
     task, trainer, data = tiny_task("fit-log2cos", n=120, width=16, depth=2, epochs=30)
     # three diverge at epoch 1, one converges early (loose tolerance), one runs on
     hp = {"lr": [1e20, 1e22, 1e25, 0.01, 0.01], "tolerance": [0.0, 0.0, 0.0, 1.0, 0.0]}
@@ -154,19 +151,12 @@ def test_under_map_stopped_members_skip_their_chunks_and_are_not_repacked(monkey
 
 
 def test_under_hybrid_stopped_members_move_into_skipped_blocks_of_the_same_program(monkeypatch):
-    sizes, orders = [], []
-    real_program, real_order = sweep.Programs._program, sweep._hybrid_order
-
-    def spy(self, name, length, args):
-        if name == "chunk":
-            sizes.append(sweep._members(args[1]))
-        return real_program(self, name, length, args)
+    sizes, orders, real_order = chunk_sizes(monkeypatch), [], sweep._hybrid_order
 
     def order_spy(*args):
         orders.append(real_order(*args))
         return orders[-1]
 
-    monkeypatch.setattr(sweep.Programs, "_program", spy)
     monkeypatch.setattr(sweep, "_hybrid_order", order_spy)
     task, trainer, data = tiny_task("fit-log2cos", n=120, width=16, depth=2, epochs=30)
     # members 0, 2 and 4 diverge at once: every block of two holds a running member until reordered
