@@ -314,7 +314,8 @@ def probe_candidates(members: int) -> list[Plan]:
     return [VMAP, Plan("map")] + [Plan("hybrid", k) for k in (4, 16, 64) if 2 * k <= members]
 
 
-def probe_plans(trainer: Trainer, key_data, hp, precision: str, placement: Optional[Placement] = None) -> dict[str, float]:
+def probe_plans(trainer: Trainer, key_data, hp, precision: str,
+                placement: Optional[Placement] = None) -> dict[str, float]:
     """Seconds per probe for each candidate plan, compile excluded: one epoch of the trainer's
     cheaper version (``trainer.probe``: a few steps per epoch) from a fresh start under each plan;
     nothing it computes is kept. ``key_data`` and ``hp`` are placed member arrays."""
@@ -419,9 +420,9 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
 def _decide(trainer, programs_for, key_data, hp, state, start: int, chunk: int, precision: str, plan_key,
             decision: dict, chunk_s: float, remaining_s: float) -> tuple[Plan, float, Optional[tuple]]:
     """auto after the first chunk of a wave (these placed keys, numbers and ``state``; the next
-    chunk starts at epoch ``start``; the first took ``chunk_s``, and an estimated ``remaining_s``
-    of training is left): (the plan,
-    the seconds spent probing, and the next chunk when the probe ran it: (state, logs, seconds)).
+    chunk starts at epoch ``start``; the first took ``chunk_s`` and an estimated ``remaining_s`` of
+    training is left): (the plan, the seconds spent probing, and the next chunk when the probe ran
+    it: (state, logs, seconds)).
 
     A cached choice is taken as it is; a group too short to win back a compile per other
     candidate keeps vmap. Otherwise each candidate runs the next real chunk from ``state`` (on a
@@ -471,11 +472,10 @@ def _settle(decision: dict, times: dict, plan_key: Optional[str]) -> None:
 def _train_wave(trainer, programs_for, placement, key_data, hp, chunk, bar, compaction, decision, decide,
                 resume=None, save=None):
     """One wave's members from init to finish, padded to a multiple of the devices. Returns
-    (curves (members, epochs run), final, epochs run, seconds spent probing). ``decide(plan, seconds,
-    keys, numbers, state, start)``: auto, after its first chunk (``seconds``): (the plan, seconds
-    spent probing, the next chunk when the probe ran it: (state, logs, seconds)). ``resume(fresh_state, take)``: the wave as a checkpoint saved it
-    (the fresh state gives its structure); ``save(**wave)``: called between chunks, to checkpoint
-    the wave."""
+    (curves (members, epochs run), final, epochs run, seconds spent probing). ``decide(seconds,
+    keys, numbers, state, start)``: auto, after a first chunk of ``seconds`` (see :func:`_decide`).
+    ``resume(fresh_state, take)``: the wave as a checkpoint saved it (the fresh state gives its
+    structure); ``save(**wave)``: called between chunks, to checkpoint the wave."""
     real = len(key_data)
     rows = _padded(np.arange(real), placement.count)
     n = len(rows)
@@ -521,13 +521,12 @@ def _train_wave(trainer, programs_for, placement, key_data, hp, chunk, bar, comp
         # map: a stopped member skips its chunks on its own. hybrid: stopped members are moved
         # together into blocks it skips (the same program). vmap: the running ones are repacked into
         # a smaller program once at most half still run (a compile, so only when worth it)
+        # (not while a chunk the probe ran is pending: its members are checked after it)
         order = None
-        if pending is not None:  # the next chunk has run already: its members are checked after it
-            pass
-        elif compaction and current.kind == "hybrid":
+        if compaction and pending is None and current.kind == "hybrid":
             order = _hybrid_order(status[active] == RUNNING, current.batch, placement.count)
-        elif (compaction and current.kind == "vmap" and bucket < len(active) and len(running) <= len(active) // 2
-                and remaining > COMPACT_WORTH_S):
+        elif (compaction and pending is None and current.kind == "vmap" and bucket < len(active)
+                and len(running) <= len(active) // 2 and remaining > COMPACT_WORTH_S):
             keep = active[running]
             fillers = np.setdiff1d(np.arange(n), keep)[:bucket - len(keep)]  # stopped members, frozen
             at = {int(a): i for i, a in enumerate(active)}
@@ -556,7 +555,8 @@ def _hybrid_order(running: np.ndarray, k: int, devices: int) -> Optional[np.ndar
 
     def idle_blocks(mask: np.ndarray) -> int:
         size = min(k, m)
-        return sum(not mask[d * m + b:d * m + min(b + size, m)].any() for d in range(devices) for b in range(0, m, size))
+        return sum(not mask[d * m + b:d * m + min(b + size, m)].any()
+                   for d in range(devices) for b in range(0, m, size))
 
     go, stopped = np.flatnonzero(running), np.flatnonzero(~running)
     order, used = [], 0
