@@ -322,14 +322,16 @@ def probe_plans(trainer: Trainer, key_data, hp, precision: str,
     candidates = probe_candidates(_members(hp) // (placement.count if placement else 1))  # per device
     trainer, data = trainer.probe()
     state = Programs(trainer, data, VMAP, precision, placement).init(key_data, hp)
-    times = {}
-    for plan in candidates:
-        programs = Programs(trainer, data, plan, precision, placement)
-        programs._program("chunk", 1, (state, hp, programs.data, programs.placement.shared(np.int32(0))))
-        t0 = time.perf_counter()
-        jax.block_until_ready(programs.chunk(state, hp, 0, 1, donate=False))
-        times[str(plan)] = round(time.perf_counter() - t0, 4)
-    return times
+    return {str(plan): _timed_chunk(Programs(trainer, data, plan, precision, placement), state, hp, 0, 1)[1]
+            for plan in candidates}
+
+
+def _timed_chunk(programs: Programs, state, hp, start: int, length: int) -> tuple[tuple, float]:
+    """A chunk from a copy of ``state`` (compiled first, off the clock): (its (state, logs), seconds)."""
+    programs._program("chunk", length, (state, hp, programs.data, programs.placement.shared(np.int32(start))))
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(programs.chunk(state, hp, start, length, donate=False))
+    return out, round(time.perf_counter() - t0, 4)
 
 
 def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[str, Sequence[float]],
@@ -448,13 +450,8 @@ def _decide(trainer, programs_for, key_data, hp, state, start: int, chunk: int, 
         return decision["plan"], time.perf_counter() - t0, None
     compiled = sum(programs_for(p).compile_s for p in candidates)
     times, best = {}, None
-    at = placement.shared(np.int32(start))
     for plan in candidates:
-        programs = programs_for(plan)
-        programs._program("chunk", chunk, (state, hp, programs.data, at))  # compiled before the clock
-        t1 = time.perf_counter()
-        out = jax.block_until_ready(programs.chunk(state, hp, start, chunk, donate=False))
-        times[str(plan)] = round(time.perf_counter() - t1, 4)
+        out, times[str(plan)] = _timed_chunk(programs_for(plan), state, hp, start, chunk)
         if best is None or times[str(plan)] < best[2]:
             best = (*out, times[str(plan)])
     _settle(decision, times, plan_key)
