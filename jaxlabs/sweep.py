@@ -111,6 +111,9 @@ def _members(tree) -> int:
 # candidate) is at most this share of the group's estimated remaining training; else it keeps vmap.
 # The cost is paid once: the choice is cached for every later run of the same group
 PROBE_SHARE = 0.2
+# candidates timed within this share of the fastest are timed again (budget allowing): on a busy or
+# virtual machine one chunk's time varies by 10-15%
+PROBE_CLOSE = 0.15
 # compaction repacks only when the program's remaining chunks are estimated to take longer than
 # this: a smaller program is a compile of a few seconds
 COMPACT_WORTH_S = 10.0
@@ -260,6 +263,22 @@ class Programs:
         return program_bytes(self._program("chunk", length, (state, hp, self.data, start)))
 
 
+class _PlanPrograms:
+    """A group's :class:`Programs` per plan, built once each (the data is placed once)."""
+
+    def __init__(self, trainer: Trainer, data: Any, precision: str, placement: "Placement"):
+        self.trainer, self.data, self.precision, self.placement = trainer, data, precision, placement
+        self._by_plan: dict[str, Programs] = {}
+
+    def __call__(self, plan: Plan) -> "Programs":
+        if str(plan) not in self._by_plan:
+            self._by_plan[str(plan)] = Programs(self.trainer, self.data, plan, self.precision, self.placement)
+        return self._by_plan[str(plan)]
+
+    def built(self) -> list["Programs"]:
+        return list(self._by_plan.values())
+
+
 def wave_size(programs: Programs, key_data: np.ndarray, hp: dict, length: int, memory_limit: Optional[int]) -> int:
     """The most members one program may hold: all of them when the group's program fits the
     memory of each device (``memory_limit`` or the device's free memory), else as many as fit,
@@ -343,9 +362,10 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     ``hparams[name][i]``, setting ``labels[i]``) of one static configuration.
 
     ``plan``: how members share a device (:mod:`jaxlabs.plans`; a Plan, its text, or None /
-    "auto": the first chunk runs vmapped, then, if the rest of the group is long enough to be
-    worth it, the candidates are timed on a short probe and the fastest trains the rest; the
-    choice is cached under ``plan_key``). ``memory_limit``: bytes one program may use per device
+    "auto": the first chunk runs vmapped and, if the group is long enough to be worth it, under
+    each other candidate too; the fastest one's chunk is kept and it trains the rest; the choice
+    is cached under ``plan_key``, and a later run trains under it from the start: see
+    :func:`_decide`). ``memory_limit``: bytes one program may use per device
     (default: the device's free memory); a group that does not fit runs as the fewest waves that
     do. ``compaction``: once at most half of a program's members still run, the running ones are
     repacked into a smaller program (power-of-two member counts). ``devices``: split the members
@@ -366,18 +386,17 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     placement = Placement(devices)
     data = placement.shared(data)  # once, for every plan's programs
 
-    programs: dict[str, Programs] = {}
-
-    def programs_for(p: Plan) -> Programs:
-        if str(p) not in programs:  # built once per plan: the data is not placed again
-            programs[str(p)] = Programs(trainer, data, p, precision, placement)
-        return programs[str(p)]
+    programs_for = _PlanPrograms(trainer, data, precision, placement)
 
     t0 = time.perf_counter()
     decision = {"plan": plan, "source": "forced" if plan is not None else None, "probe": {}}
     saved = checkpoint.position if checkpoint is not None else None  # where an earlier run stopped
+    if saved is None and plan is None and plan_key and trainer.probe is None:
+        cached = cached_plan(plan_key)  # auto, decided by an earlier run: sized and run under it
+        if cached is not None:
+            decision.update(plan=parse_plan(cached["plan"]), source="cached", probe=cached.get("probe", {}))
     if saved is None:
-        size = wave_size(programs_for(plan or VMAP), key_data, hp, chunk, memory_limit)
+        size = wave_size(programs_for(decision["plan"] or VMAP), key_data, hp, chunk, memory_limit)
         waves = _waves(members, size)
         pieces, finals, epochs_run = [], [], 0
     else:  # its waves and auto's decision: the rest runs as it would have
@@ -397,7 +416,7 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
                 trainer, programs_for, placement, key_data[idx], _rows(hp, idx), chunk, bar, compaction, decision,
                 lambda t1, wave_keys, wave_hp, state, start: _decide(
                     trainer, programs_for, wave_keys, wave_hp, state, start, chunk, precision, plan_key, decision,
-                    t1, t1 * (n_chunks * len(waves) - 1)),
+                    t1, n_chunks * len(waves)),
                 resume=checkpoint.restore_wave if saved is not None and w == saved["wave"] else None,
                 save=None if checkpoint is None else functools.partial(checkpoint.save, w, waves, decision,
                                                                        (pieces, finals, epochs_run)))
@@ -405,7 +424,7 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
         finals.append(final)
         epochs_run = max(epochs_run, run)
         probe_s += spent
-    compile_s = sum(p.compile_s for p in programs.values())
+    compile_s = sum(p.compile_s for p in programs_for.built())
     run_s = time.perf_counter() - t0 - compile_s - probe_s
     # a wave that stopped early holds its members' last values, as one program would have
     curves = {k: np.concatenate([np.pad(c[k], ((0, 0), (0, epochs_run - c[k].shape[1])), mode="edge")
@@ -420,43 +439,62 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
 
 
 def _decide(trainer, programs_for, key_data, hp, state, start: int, chunk: int, precision: str, plan_key,
-            decision: dict, chunk_s: float, remaining_s: float) -> tuple[Plan, float, Optional[tuple]]:
-    """auto after the first chunk of a wave (these placed keys, numbers and ``state``; the next
-    chunk starts at epoch ``start``; the first took ``chunk_s`` and an estimated ``remaining_s`` of
-    training is left): (the plan, the seconds spent probing, and the next chunk when the probe ran
-    it: (state, logs, seconds)).
+            decision: dict, chunk_s: Optional[float], chunks: int) -> tuple[Plan, float, Optional[tuple]]:
+    """auto for a wave (these placed keys, numbers and ``state``; the next chunk starts at epoch
+    ``start``; the group runs about ``chunks`` chunks in all): (the plan, the seconds spent probing,
+    and the next chunk when the probe ran it: (state, logs, seconds)).
 
-    A cached choice is taken as it is; a group too short to win back a compile per other
-    candidate keeps vmap. Otherwise each candidate runs the next real chunk from ``state`` (on a
-    copy) and the fastest one's chunk is kept: the only waste is the slower candidates' chunks,
-    and a run that finds the choice cached computes the same numbers. A trainer with a cheaper
-    version (``trainer.probe``: an epoch of many steps, which under a slow plan would cost much)
-    is timed on that instead."""
+    A cached choice is taken as it is. Otherwise each candidate runs the next real chunk from
+    ``state`` (on a copy), vmap first, and the fastest one's chunk is kept: the only waste is the
+    slower candidates' chunks, and a run that finds the choice cached computes the same numbers.
+    A group too short to win back a compile and a chunk per other candidate keeps vmap (its chunk
+    is kept). Candidates within ``PROBE_CLOSE`` of the fastest are timed once more, budget
+    allowing, and each keeps its quicker time: one chunk is within this machine's noise.
+
+    Called before the first chunk (``chunk_s`` None), except for a trainer with a cheaper version
+    (``trainer.probe``: an epoch of many steps, which under a slow plan would cost much): that one
+    is called after a first vmapped chunk of ``chunk_s`` seconds and timed on the cheaper version."""
     placement = programs_for(VMAP).placement
     candidates = probe_candidates(_members(hp) // placement.count)
     cached = cached_plan(plan_key) if plan_key else None
     if cached is not None:
         decision.update(plan=parse_plan(cached["plan"]), source="cached", probe=cached.get("probe", {}))
         return decision["plan"], 0.0, None
-    # a compile and a chunk (about as long as vmap's first one) per other candidate
+    t0, compiled, first = time.perf_counter(), sum(p.compile_s for p in programs_for.built()), None
+    if chunk_s is None:  # vmap's run of the chunk tells how long the group is
+        out, chunk_s = _timed_chunk(programs_for(VMAP), state, hp, start, chunk)
+        first = (*out, chunk_s)
+    remaining_s = chunk_s * max(chunks - 1, 0)  # after the first chunk
+    # a compile and a chunk (about as long as vmap's) per other candidate
     cost = (len(candidates) - 1) * (programs_for(VMAP).compile_s + chunk_s)
     if _members(hp) < 2 * placement.count or cost > PROBE_SHARE * remaining_s:
         decision.update(plan=VMAP, source=f"short group (about {remaining_s:.0f} s left; probing would cost "
                                           f"about {cost:.0f} s): vmap")
-        return VMAP, 0.0, None
-    t0 = time.perf_counter()
+        return VMAP, 0.0, first
     if trainer.probe is not None:
         _settle(decision, probe_plans(trainer, key_data, hp, precision, placement), plan_key)
-        return decision["plan"], time.perf_counter() - t0, None
-    compiled = sum(programs_for(p).compile_s for p in candidates)
-    times, best = {}, None
+        return decision["plan"], _off_clock(t0, compiled, programs_for), None
+    runs = {"vmap": first} if first is not None else {}
+    times = {"vmap": [chunk_s]} if first is not None else {}
     for plan in candidates:
-        out, times[str(plan)] = _timed_chunk(programs_for(plan), state, hp, start, chunk)
-        if best is None or times[str(plan)] < best[2]:
-            best = (*out, times[str(plan)])
-    _settle(decision, times, plan_key)
-    spent = time.perf_counter() - t0 - (sum(programs_for(p).compile_s for p in candidates) - compiled) - best[2]
-    return decision["plan"], spent, best
+        if str(plan) not in runs:
+            out, took = _timed_chunk(programs_for(plan), state, hp, start, chunk)
+            runs[str(plan)], times[str(plan)] = (*out, took), [took]
+    budget = PROBE_SHARE * remaining_s - (time.perf_counter() - t0)
+    best = min(times, key=lambda p: min(times[p]))
+    close = [p for p in times if min(times[p]) <= (1 + PROBE_CLOSE) * min(times[best])]
+    if len(close) > 1 and sum(min(times[p]) for p in close) <= budget:
+        for p in close:  # the same chunk again, from the same state: the same numbers
+            times[p].append(_timed_chunk(programs_for(parse_plan(p)), state, hp, start, chunk)[1])
+    _settle(decision, {p: min(t) for p, t in times.items()}, plan_key)
+    kept = runs[str(decision["plan"])]
+    return decision["plan"], _off_clock(t0, compiled, programs_for) - kept[2], kept
+
+
+def _off_clock(t0: float, compiled: float, programs_for) -> float:
+    """Seconds since ``t0``, less the compiles since then (``compiled``: the compile seconds at
+    ``t0``)."""
+    return time.perf_counter() - t0 - (sum(p.compile_s for p in programs_for.built()) - compiled)
 
 
 def _settle(decision: dict, times: dict, plan_key: Optional[str]) -> None:
@@ -470,7 +508,8 @@ def _train_wave(trainer, programs_for, placement, key_data, hp, chunk, bar, comp
                 resume=None, save=None):
     """One wave's members from init to finish, padded to a multiple of the devices. Returns
     (curves (members, epochs run), final, epochs run, seconds spent probing). ``decide(seconds,
-    keys, numbers, state, start)``: auto, after a first chunk of ``seconds`` (see :func:`_decide`).
+    keys, numbers, state, start)``: auto (see :func:`_decide`), before the first chunk (``seconds``
+    None) or after a first chunk of ``seconds``.
     ``resume(fresh_state, take)``: the wave as a checkpoint saved it (the fresh state gives its
     structure); ``save(**wave)``: called between chunks, to checkpoint the wave."""
     real = len(key_data)
@@ -489,6 +528,10 @@ def _train_wave(trainer, programs_for, placement, key_data, hp, chunk, bar, comp
         bar.update(min(start, trainer.max_epochs))
     sub_hp = hp if full is None else placement.take(hp, active)
     pending = None  # the next chunk, already run by auto's probe under the plan it chose
+    if decision["plan"] is None and resume is None and trainer.probe is None:
+        # auto before the first chunk: a run that finds the choice cached trains under it from
+        # the start, as the probing run does (the probe keeps the chosen plan's first chunk)
+        current, probe_s, pending = decide(None, key_data, hp, state, 0)
     while start < trainer.max_epochs:
         if pending is not None:
             (state, logs, t1), pending = pending, None
@@ -507,7 +550,7 @@ def _train_wave(trainer, programs_for, placement, key_data, hp, chunk, bar, comp
         _tick(bar, trainer, pieces[-1], status[:real], done)
         if not (status == RUNNING).any():
             break
-        if decision["plan"] is None:  # auto, after its first chunk
+        if decision["plan"] is None:  # auto for a trainer with a cheaper version: after a first chunk
             current, spent, pending = decide(t1, key_data, hp, state, start)
             probe_s += spent
         elif str(decision["plan"]) != str(current):

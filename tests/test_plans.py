@@ -90,13 +90,16 @@ def test_a_member_that_does_not_fit_says_how_much_it_needs():
                   memory_limit=1000)
 
 
-def chunk_sizes(monkeypatch) -> list:
-    """The member count of every chunk program compiled from now on (in this test)."""
+def chunk_sizes(monkeypatch, plans: list | None = None) -> list:
+    """The member count of every chunk program compiled from now on (in this test); ``plans``
+    gets each one's plan."""
     sizes, real = [], sweep.Programs._program
 
     def spy(self, name, length, args):
-        if name == "chunk":
+        if name == "chunk" and (name, length, sweep._members(args[1])) not in self._compiled:
             sizes.append(sweep._members(args[1]))
+            if plans is not None:
+                plans.append(str(self.plan))
         return real(self, name, length, args)
 
     monkeypatch.setattr(sweep.Programs, "_program", spy)
@@ -201,10 +204,35 @@ def test_auto_probes_a_long_group_then_caches_its_choice(monkeypatch, tmp_path):
     assert g.plan == min(g.probe, key=g.probe.get)
     assert_members_alone(g, trainer, data, seeds, hp, (0, 4), ("loss", "val_mse"), {})
     assert json.loads((tmp_path / "plans.json").read_text())["k"]["plan"] == g.plan
+    compiled: list = []
+    chunk_sizes(monkeypatch, compiled)
     again = run_group(trainer, data, seeds, hp, chunk=10, progress=False, plan=None, plan_key="k")
     assert again.plan_source == "cached" and again.plan == g.plan
-    # the probe kept the chosen plan's run of the second chunk: a cached run computes the same numbers
+    assert compiled == [g.plan]  # a cached run trains under its plan from the first chunk: one program
+    # the probe ran the first chunk under each candidate and kept the chosen one's: a cached run
+    # computes the same numbers
     np.testing.assert_array_equal(again.curves["loss"], g.curves["loss"])
+
+
+def test_auto_times_close_candidates_again_and_keeps_their_quicker_time(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAXLABS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(sweep, "PROBE_SHARE", float("inf"))
+    script = {"vmap": [1.0, 0.97], "map": [1.1, 0.95]}  # seconds each timing of each plan reports
+    timed, real = [], sweep._timed_chunk
+
+    def scripted(programs, state, hp, start, length):
+        out, _ = real(programs, state, hp, start, length)
+        timed.append((str(programs.plan), start))
+        return out, script[str(programs.plan)].pop(0)
+
+    monkeypatch.setattr(sweep, "_timed_chunk", scripted)
+    task, trainer, data = tiny_task("fit-log2cos", n=120, width=16, depth=2, epochs=40)
+    seeds, hp = [0, 1, 2], {"lr": [0.01] * 3, "tolerance": [0.0] * 3}
+    g = run_group(trainer, data, seeds, hp, chunk=10, progress=False, plan=None, plan_key="k")
+    # within PROBE_CLOSE of each other: both timed again on the same first chunk; map's second is quickest
+    assert timed == [("vmap", 0), ("map", 0), ("vmap", 0), ("map", 0)]
+    assert g.plan == "map" and g.probe == {"vmap": 0.97, "map": 0.95}
+    assert_members_alone(g, trainer, data, seeds, hp, (0, 2), ("loss", "val_mse"), {})
 
 
 def test_auto_probes_a_classifier_on_its_cheaper_version(monkeypatch, tmp_path):
