@@ -111,7 +111,7 @@ def _members(tree) -> int:
 # candidate) is at most this share of the group's estimated remaining training; else it keeps vmap.
 # The cost is paid once: the choice is cached for every later run of the same group
 PROBE_SHARE = 0.2
-# candidates timed within this share of the fastest are timed again (budget allowing): on a busy or
+# the two fastest candidates, when within this share of each other, are timed again: on a busy or
 # virtual machine one chunk's time varies by 10-15%
 PROBE_CLOSE = 0.15
 # compaction repacks only when the program's remaining chunks are estimated to take longer than
@@ -448,8 +448,9 @@ def _decide(trainer, programs_for, key_data, hp, state, start: int, chunk: int, 
     ``state`` (on a copy), vmap first, and the fastest one's chunk is kept: the only waste is the
     slower candidates' chunks, and a run that finds the choice cached computes the same numbers.
     A group too short to win back a compile and a chunk per other candidate keeps vmap (its chunk
-    is kept). Candidates within ``PROBE_CLOSE`` of the fastest are timed once more, budget
-    allowing, and each keeps its quicker time: one chunk is within this machine's noise.
+    is kept). When the two fastest are within ``PROBE_CLOSE`` of each other, both are timed once
+    more and keep their quicker time (one chunk's time varies that much on a busy machine), if two
+    chunks cost at most ``PROBE_SHARE`` of the group's remaining time.
 
     Called before the first chunk (``chunk_s`` None), except for a trainer with a cheaper version
     (``trainer.probe``: an epoch of many steps, which under a slow plan would cost much): that one
@@ -480,11 +481,12 @@ def _decide(trainer, programs_for, key_data, hp, state, start: int, chunk: int, 
         if str(plan) not in runs:
             out, took = _timed_chunk(programs_for(plan), state, hp, start, chunk)
             runs[str(plan)], times[str(plan)] = (*out, took), [took]
-    budget = PROBE_SHARE * remaining_s - (time.perf_counter() - t0)
-    best = min(times, key=lambda p: min(times[p]))
-    close = [p for p in times if min(times[p]) <= (1 + PROBE_CLOSE) * min(times[best])]
-    if len(close) > 1 and sum(min(times[p]) for p in close) <= budget:
-        for p in close:  # the same chunk again, from the same state: the same numbers
+    # the two fastest, if close, once more each (the choice is kept for every later run; a wrong one
+    # costs every chunk of them): the same chunk from the same state, the same numbers
+    top = sorted(times, key=lambda p: min(times[p]))[:2]
+    if (len(top) == 2 and min(times[top[1]]) <= (1 + PROBE_CLOSE) * min(times[top[0]])
+            and min(times[top[0]]) + min(times[top[1]]) <= PROBE_SHARE * remaining_s):
+        for p in top:
             times[p].append(_timed_chunk(programs_for(parse_plan(p)), state, hp, start, chunk)[1])
     _settle(decision, {p: min(t) for p, t in times.items()}, plan_key)
     kept = runs[str(decision["plan"])]
