@@ -56,7 +56,13 @@ def parse_args(argv=None):
     p.add_argument("--all-devices", dest="all_devices", action="store_true",
                    help="--plans: split members over every device present (default: one device)")
     p.add_argument("--sweep-default", dest="sweep_default", action="store_true",
-                   help="time `python -m experiments.lr_sweep` as shipped against --plan vmap --no-compaction")
+                   help="time `python -m experiments.lr_sweep` as shipped (twice: probing, then cached) against --plan vmap")
+    p.add_argument("--compaction", action="store_true",
+                   help="only the compaction study of --plans (a Lab A learning-rate study, vmap against auto + "
+                        "compaction)")
+    p.add_argument("--chunk-spread", dest="chunk_spread", type=int_at_least(1), default=None, metavar="ROUNDS",
+                   help="time one chunk of the default grid under each plan ROUNDS times in rotation: how much one "
+                        "chunk's time varies (what auto's probe sees)")
     p.add_argument("--devices-overhead", dest="devices_overhead", action="store_true",
                    help="time the default sweep split over 4 simulated CPU devices against one device")
     p.add_argument("--conv", action="store_true",
@@ -131,12 +137,17 @@ def torch_report_loop(data, lrs, seeds, width, depth, epochs, threads):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.plans or args.suite or args.sweep_default or args.devices_overhead:
+    if args.plans or args.suite or args.sweep_default or args.devices_overhead or args.compaction or args.chunk_spread:
         from experiments import plan_benchmark
 
         results = {}
         if args.plans or args.suite:
             results["plans"] = plan_benchmark.run(args.suite or "cpu", None, devices_all=args.all_devices)
+        if args.compaction and not (args.plans or args.suite):
+            results["compaction"] = plan_benchmark.compaction_gain(jax.devices()[:1])
+            print(f"  auto + compaction is {results['compaction']['gain']:.2f}x as fast as vmap without compaction")
+        if args.chunk_spread:
+            results["chunk_spread"] = plan_benchmark.chunk_spread(args.chunk_spread)
         if args.sweep_default:
             results["sweep_default"] = plan_benchmark.default_sweep_vs_vmap()
         if args.devices_overhead:

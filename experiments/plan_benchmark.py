@@ -85,7 +85,16 @@ def plan_table(suite: str, devices) -> list[dict]:
 
 
 def compaction_gain(devices) -> dict:
-    """A-lr at N=200 (lr 0.001 / 0.01 / 0.1 x seeds): vmap without compaction against auto with it."""
+    """A-lr at N=200 (lr 0.001 / 0.01 / 0.1 x seeds): vmap without compaction against auto with it,
+    auto as on a user's first run (an empty plan cache: it probes)."""
+    import tempfile
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, JAXLABS_CACHE_DIR=tempfile.mkdtemp(prefix="jaxlabs-bench-cache-")):
+        return _compaction_gain(devices)
+
+
+def _compaction_gain(devices) -> dict:
     c = COMPACTION
     task = get_task(c["task"])
     static = task.resolve_static(**c["static"])
@@ -101,6 +110,36 @@ def compaction_gain(devices) -> dict:
                       "plan": g.plan, "stop_epochs": sorted(g.final["stop_epoch"].tolist())}
         print(f"  {label:22} {out[label]['wall_s']:8.1f} s wall (compile {g.compile_s:.1f} s, plan {g.plan})", flush=True)
     out["gain"] = round(out["vmap, no compaction"]["wall_s"] / out["auto + compaction"]["wall_s"], 2)
+    return out
+
+
+def chunk_spread(rounds: int) -> dict:
+    """One chunk of the default sweep's grid (Lab A, 9 members, no stopping) under each plan auto
+    would probe, ``rounds`` times in rotation, each plan carrying on from its own state: the spread
+    of one chunk's time, which a one-chunk probe has to see through."""
+    task = get_task("fit-log2cos")
+    trainer, data = task.build(task.resolve_static())
+    seeds, lrs = list(range(3)) * 3, np.repeat(np.float32(task.lr_grid), 3)
+    hp = {k: np.full(len(seeds), v, np.float32) for k, v in task.traced_defaults.items()}
+    hp.update(lr=lrs, tolerance=np.zeros(len(seeds), np.float32))
+    key_data = np.asarray(sweep.member_keys(seeds))
+    plans = sweep.probe_candidates(len(seeds))
+    programs = {str(p): sweep.Programs(trainer, data, p) for p in plans}
+    start = programs["vmap"].init(key_data, hp)
+    states = {p: jax.tree.map(lambda x: x.copy(), start) for p in programs}
+    for p, prog in programs.items():  # compiled off the clock
+        prog._program("chunk", task.chunk, (states[p], hp, prog.data, np.int32(0)))
+    times: dict[str, list[float]] = {p: [] for p in programs}
+    for r in range(rounds):
+        for p, prog in programs.items():
+            t0 = time.perf_counter()
+            states[p], _ = jax.block_until_ready(prog.chunk(states[p], hp, r * task.chunk, task.chunk))
+            times[p].append(round(time.perf_counter() - t0, 3))
+    print(f"one {task.chunk}-epoch chunk of the default grid ({len(seeds)} members), {rounds} rounds in rotation:")
+    out = {}
+    for p, t in times.items():
+        out[p] = {"min": min(t), "median": float(np.median(t)), "max": max(t), "times": t}
+        print(f"  {p:10} min {min(t):.2f} s  median {np.median(t):.2f} s  max {max(t):.2f} s")
     return out
 
 
