@@ -346,11 +346,36 @@ def probe_plans(trainer: Trainer, key_data, hp, precision: str,
 
 
 def _timed_chunk(programs: Programs, state, hp, start: int, length: int) -> tuple[tuple, float]:
-    """A chunk from a copy of ``state`` (compiled first, off the clock): (its (state, logs), seconds)."""
+    """A chunk from a copy of ``state`` (compiled first, off the clock): (its (state, logs),
+    seconds: process 0's, on every process)."""
     programs._program("chunk", length, (state, hp, programs.data, programs.placement.shared(np.int32(start))))
     t0 = time.perf_counter()
     out = jax.block_until_ready(programs.chunk(state, hp, start, length, donate=False))
-    return out, round(time.perf_counter() - t0, 4)
+    return out, round(float(_process0([time.perf_counter() - t0])[0]), 4)
+
+
+def _process0(values) -> np.ndarray:
+    """``values`` (numbers) as process 0 has them, on every process. The processes of a
+    jax.distributed run execute the same programs in step, so whatever picks a program (auto's
+    cache, its timings, whether to probe) must be one process's view, not each its own."""
+    values = np.asarray(values, np.float32)
+    return values if jax.process_count() == 1 else np.asarray(multihost_utils.broadcast_one_to_all(values))
+
+
+_KINDS = ("vmap", "map", "hybrid")
+
+
+def _cached(plan_key: Optional[str]) -> Optional[dict]:
+    """auto's cached choice for ``plan_key`` (``{"plan", "probe"}``) as process 0's cache has it, or None."""
+    entry = cached_plan(plan_key) if plan_key else None
+    if jax.process_count() == 1:
+        return entry
+    mine = parse_plan(entry["plan"]) if entry is not None else None
+    kind, batch = _process0([_KINDS.index(mine.kind), mine.batch] if mine is not None else [-1, 0]).astype(int)
+    if kind < 0:
+        return None
+    plan = Plan(_KINDS[kind], int(batch))
+    return entry if plan == mine else {"plan": str(plan), "probe": {}}
 
 
 def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[str, Sequence[float]],
@@ -392,7 +417,7 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     decision = {"plan": plan, "source": "forced" if plan is not None else None, "probe": {}}
     saved = checkpoint.position if checkpoint is not None else None  # where an earlier run stopped
     if saved is None and plan is None and plan_key and trainer.probe is None:
-        cached = cached_plan(plan_key)  # auto, decided by an earlier run: sized and run under it
+        cached = _cached(plan_key)  # auto, decided by an earlier run: sized and run under it
         if cached is not None:
             decision.update(plan=parse_plan(cached["plan"]), source="cached", probe=cached.get("probe", {}))
     if saved is None:
@@ -457,7 +482,7 @@ def _decide(trainer, programs_for, key_data, hp, state, start: int, chunk: int, 
     is called after a first vmapped chunk of ``chunk_s`` seconds and timed on the cheaper version."""
     placement = programs_for(VMAP).placement
     candidates = probe_candidates(_members(hp) // placement.count)
-    cached = cached_plan(plan_key) if plan_key else None
+    cached = _cached(plan_key)
     if cached is not None:
         decision.update(plan=parse_plan(cached["plan"]), source="cached", probe=cached.get("probe", {}))
         return decision["plan"], 0.0, None
@@ -465,9 +490,9 @@ def _decide(trainer, programs_for, key_data, hp, state, start: int, chunk: int, 
     if chunk_s is None:  # vmap's run of the chunk tells how long the group is
         out, chunk_s = _timed_chunk(programs_for(VMAP), state, hp, start, chunk)
         first = (*out, chunk_s)
-    remaining_s = chunk_s * max(chunks - 1, 0)  # after the first chunk
-    # a compile and a chunk (about as long as vmap's) per other candidate
-    cost = (len(candidates) - 1) * (programs_for(VMAP).compile_s + chunk_s)
+    # left after the first chunk; a compile and a chunk (about as long as vmap's) per other candidate
+    remaining_s, cost = _process0([chunk_s * max(chunks - 1, 0),
+                                   (len(candidates) - 1) * (programs_for(VMAP).compile_s + chunk_s)]).tolist()
     if _members(hp) < 2 * placement.count or cost > PROBE_SHARE * remaining_s:
         decision.update(plan=VMAP, source=f"short group (about {remaining_s:.0f} s left; probing would cost "
                                           f"about {cost:.0f} s): vmap")

@@ -102,6 +102,32 @@ def test_two_processes_train_one_grid_and_process_0_writes_it(tmp_path):
     assert json.load(open(tmp_path / "p0" / "results.json"))["timing"][0]["devices"] == 2
 
 
+def test_processes_follow_process_0s_plan_choice(tmp_path):
+    """auto picks programs from a cache and timings that differ between processes; processes run
+    their programs in step, so every process follows process 0's view: here only process 0's cache
+    holds a choice (map), and both processes train under it."""
+    from jaxlabs.plans import cache_key
+    from jaxlabs.tasks import get_task
+
+    static = get_task("fit-log2cos").resolve_static(n=60, epochs=30, width=8, depth=2)
+    caches = [tmp_path / "cache0", tmp_path / "cache1"]
+    for c in caches:
+        c.mkdir()
+    (caches[0] / "plans.json").write_text(json.dumps({cache_key("fit-log2cos", static, 6, "fp32"): {
+        "plan": "map", "probe": {"map": 0.1, "vmap": 0.2}}}))
+    auto = [a if a != "vmap" else "auto" for a in LAB_A]
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, "-m", "experiments.lr_sweep", *auto, "--out", str(tmp_path / f"p{i}"),
+                               "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i),
+                               "--connect-timeout", "60"], env=dict(os.environ, JAXLABS_CACHE_DIR=str(caches[i])),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    timing = json.load(open(tmp_path / "p0" / "results.json"))["timing"][0]
+    assert (timing["plan"], timing["plan_source"], timing["devices"]) == ("map", "cached", 2)
+    assert "trained its share of the members (plan map (cached" in outs[1][0]  # process 1 ran map too
+
+
 def test_a_process_that_cannot_reach_the_coordinator_stops_with_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-m", "experiments.lr_sweep", *LAB_A, "--out", str(tmp_path / "o"),
                         "--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2", "--process-id", "1",
