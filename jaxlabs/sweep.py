@@ -286,6 +286,10 @@ def wave_size(programs: Programs, key_data: np.ndarray, hp: dict, length: int, m
     n, devices = len(key_data), programs.placement.count
     local = [d for d in programs.placement.devices if d.process_index == jax.process_index()]
     limit = memory_limit if memory_limit is not None else free_device_memory(local[0])
+    if memory_limit is None and jax.process_count() > 1:  # every process sizes the same waves: by the
+        # least free memory of any (None where one cannot tell)
+        got = np.asarray(multihost_utils.process_allgather(np.float32([-1 if limit is None else limit])))
+        limit = None if (got < 0).any() else int(got.min() * (1 - 1e-6))
     if limit is None:
         return n
     place = programs.placement.members
@@ -588,12 +592,13 @@ def _train_wave(trainer, programs_for, placement, key_data, hp, chunk, bar, comp
         # map: a stopped member skips its chunks on its own. hybrid: stopped members are moved
         # together into blocks it skips (the same program). vmap: the running ones are repacked into
         # a smaller program once at most half still run (a compile, so only when worth it)
-        # (not while a chunk the probe ran is pending: its members are checked after it)
+        # (not while a chunk the probe ran is pending: its members are checked after it; every process
+        # repacks or none: process 0's estimate decides)
         order = None
         if compaction and pending is None and current.kind == "hybrid":
             order = _hybrid_order(status[active] == RUNNING, current.batch, placement.count)
         elif (compaction and pending is None and current.kind == "vmap" and bucket < len(active)
-                and len(running) <= len(active) // 2 and remaining > COMPACT_WORTH_S):
+                and len(running) <= len(active) // 2 and _process0([remaining])[0] > COMPACT_WORTH_S):
             keep = active[running]
             fillers = np.setdiff1d(np.arange(n), keep)[:bucket - len(keep)]  # stopped members, frozen
             at = {int(a): i for i, a in enumerate(active)}
