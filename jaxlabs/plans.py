@@ -10,7 +10,7 @@
 Every plan computes each member's own trajectory; they differ only in how XLA batches the work
 (float32 rounding, as between a vmapped member and the member alone). ``auto`` (see
 :func:`jaxlabs.sweep.run_group`) times the candidates on a short probe and caches the choice per
-(task, static configuration, member count, backend, device kind) in :func:`cache_path`.
+(task, static configuration, member count, backend, device kind and count) in :func:`cache_path`.
 """
 from __future__ import annotations
 
@@ -149,10 +149,13 @@ def cache_path() -> Path:
     return Path(root) / "plans.json"
 
 
-def cache_key(task: str, static: dict, members: int, precision: str) -> str:
+def cache_key(task: str, static: dict, members: int, precision: str, devices: int = 1) -> str:
+    """auto's cache key of a group: its task, static configuration and member count, the
+    precision, and the devices its members are split over (their kind and count)."""
     device = jax.devices()[0]
     return json.dumps({"task": task, "static": static, "members": members, "precision": precision,
-                       "backend": jax.default_backend(), "device": device.device_kind}, sort_keys=True)
+                       "backend": jax.default_backend(), "device": device.device_kind, "devices": devices},
+                      sort_keys=True)
 
 
 def cached_plan(key: str) -> Optional[dict]:

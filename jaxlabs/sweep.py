@@ -703,7 +703,8 @@ def run_grid(task, members: Sequence[Member], *, chunk: int | None = None, progr
             chunk=chunk or task.chunk, progress=progress,
             desc=f"{name or task.name} [{settings}] ({len(group)} members)", plan=engine.plan,
             memory_limit=engine.memory_limit, compaction=engine.compaction, precision=engine.precision,
-            plan_key=cache_key(task.name, static, len(group), engine.precision), devices=engine.device_list(),
+            plan_key=cache_key(task.name, static, len(group), engine.precision, len(engine.device_list())),
+            devices=engine.device_list(),
             checkpoint=checkpoint.group(g, settings) if checkpoint is not None else None))
         if checkpoint is not None:
             checkpoint.group_done(g, result.groups[-1], last=g == len(groups) - 1)

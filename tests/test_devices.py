@@ -113,7 +113,7 @@ def test_processes_follow_process_0s_plan_choice(tmp_path):
     caches = [tmp_path / "cache0", tmp_path / "cache1"]
     for c in caches:
         c.mkdir()
-    (caches[0] / "plans.json").write_text(json.dumps({cache_key("fit-log2cos", static, 6, "fp32"): {
+    (caches[0] / "plans.json").write_text(json.dumps({cache_key("fit-log2cos", static, 6, "fp32", 2): {
         "plan": "map", "probe": {"map": 0.1, "vmap": 0.2}}}))
     auto = [a if a != "vmap" else "auto" for a in LAB_A]
     port = free_port()
