@@ -126,15 +126,12 @@ def chunk_spread(rounds: int) -> dict:
     plans = sweep.probe_candidates(len(seeds))
     programs = {str(p): sweep.Programs(trainer, data, p) for p in plans}
     start = programs["vmap"].init(key_data, hp)
-    states = {p: jax.tree.map(lambda x: x.copy(), start) for p in programs}
-    for p, prog in programs.items():  # compiled off the clock
-        prog._program("chunk", task.chunk, (states[p], hp, prog.data, np.int32(0)))
+    states = dict.fromkeys(programs, start)
     times: dict[str, list[float]] = {p: [] for p in programs}
     for r in range(rounds):
-        for p, prog in programs.items():
-            t0 = time.perf_counter()
-            states[p], _ = jax.block_until_ready(prog.chunk(states[p], hp, r * task.chunk, task.chunk))
-            times[p].append(round(time.perf_counter() - t0, 3))
+        for p, prog in programs.items():  # timed as auto's probe times a candidate (compile off the clock)
+            (states[p], _), took = sweep._timed_chunk(prog, states[p], hp, r * task.chunk, task.chunk)
+            times[p].append(took)
     print(f"one {task.chunk}-epoch chunk of the default grid ({len(seeds)} members), {rounds} rounds in rotation:")
     out = {}
     for p, t in times.items():
