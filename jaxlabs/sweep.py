@@ -369,6 +369,14 @@ def _process0(values) -> np.ndarray:
 _KINDS = ("vmap", "map", "hybrid")
 
 
+def _take_cached(decision: dict, plan_key: Optional[str]) -> bool:
+    """Put auto's cached choice for ``plan_key`` (process 0's) into ``decision``; False when none."""
+    cached = _cached(plan_key)
+    if cached is not None:
+        decision.update(plan=parse_plan(cached["plan"]), source="cached", probe=cached.get("probe", {}))
+    return cached is not None
+
+
 def _cached(plan_key: Optional[str]) -> Optional[dict]:
     """auto's cached choice for ``plan_key`` (``{"plan", "probe"}``) as process 0's cache has it, or None."""
     entry = cached_plan(plan_key) if plan_key else None
@@ -421,9 +429,7 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     decision = {"plan": plan, "source": "forced" if plan is not None else None, "probe": {}}
     saved = checkpoint.position if checkpoint is not None else None  # where an earlier run stopped
     if saved is None and plan is None and plan_key and trainer.probe is None:
-        cached = _cached(plan_key)  # auto, decided by an earlier run: sized and run under it
-        if cached is not None:
-            decision.update(plan=parse_plan(cached["plan"]), source="cached", probe=cached.get("probe", {}))
+        _take_cached(decision, plan_key)  # auto, decided by an earlier run: sized and run under it
     if saved is None:
         size = wave_size(programs_for(decision["plan"] or VMAP), key_data, hp, chunk, memory_limit)
         waves = _waves(members, size)
@@ -486,9 +492,7 @@ def _decide(trainer, programs_for, key_data, hp, state, start: int, chunk: int, 
     is called after a first vmapped chunk of ``chunk_s`` seconds and timed on the cheaper version."""
     placement = programs_for(VMAP).placement
     candidates = probe_candidates(_members(hp) // placement.count)
-    cached = _cached(plan_key)
-    if cached is not None:
-        decision.update(plan=parse_plan(cached["plan"]), source="cached", probe=cached.get("probe", {}))
+    if _take_cached(decision, plan_key):
         return decision["plan"], 0.0, None
     t0, compiled, first = time.perf_counter(), sum(p.compile_s for p in programs_for.built()), None
     if chunk_s is None:  # vmap's run of the chunk tells how long the group is
