@@ -5,6 +5,7 @@
     python -m experiments.reproduce A --seeds 8          # every study of Lab A
     python -m experiments.reproduce all --quick          # tiny versions of everything (minutes)
     python -m experiments.reproduce A --report-only      # rewrite A's reports from saved results
+    python -m experiments.reproduce F-schedule --setting "0.1 then 0.01"   # one setting of a study
 
 Each study writes report.md, results.csv and its figures to OUT/<study>/; several studies also get
 OUT/index.md with a one-line verdict each.
@@ -36,12 +37,30 @@ def parse_args(argv=None):
                    help="rewrite each study's report.md from the results.json already in OUT/<study>, "
                         "without training (after a change to how reports judge); --seeds, --quick and "
                         "--data-dir are not used")
+    p.add_argument("--setting", action="append", metavar="LABEL",
+                   help="train only this setting of the study (repeat for several; labels as in the study's "
+                        "report). The report judges what ran and says what did not (default: every setting)")
     add_engine_flags(p)
     add_durability_flags(p)
     args = p.parse_args(argv)
     if not args.list and not args.study:
         p.error("give a study, a lab letter or all (see --list)")
     return args
+
+
+def only_settings(studies, labels):
+    """The one study of ``studies`` with only the settings named in ``labels``."""
+    import dataclasses
+
+    if len(studies) != 1:
+        raise ValueError(f"{len(studies)} studies chosen; give one study (e.g. {studies[0].key}) with --setting")
+    study = studies[0]
+    known = [s.label for s in study.settings]
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise ValueError(f"{study.key} has no setting {unknown[0]!r}; its settings are "
+                         + ", ".join(repr(k) for k in known))
+    return dataclasses.replace(study, settings=tuple(s for s in study.settings if s.label in labels))
 
 
 def list_studies() -> str:
@@ -74,6 +93,11 @@ def main(argv=None) -> int:
         studies = resolve(args.study)
     except ValueError as e:
         fail(PROG, f"argument study: {e}")
+    if args.setting and not args.report_only:
+        try:
+            studies = [only_settings(studies, args.setting)]
+        except ValueError as e:
+            fail(PROG, f"argument --setting: {e}")
     try:
         engine = engine_options(args)
     except ValueError as e:
