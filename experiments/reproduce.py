@@ -48,28 +48,13 @@ def parse_args(argv=None):
     return args
 
 
-def only_settings(studies, labels):
-    """The one study of ``studies`` with only the settings named in ``labels``."""
-    import dataclasses
-
-    if len(studies) != 1:
-        raise ValueError(f"{len(studies)} studies chosen; give one study (e.g. {studies[0].key}) with --setting")
-    study = studies[0]
-    known = [s.label for s in study.settings]
-    unknown = [label for label in labels if label not in known]
-    if unknown:
-        raise ValueError(f"{study.key} has no setting {unknown[0]!r}; its settings are "
-                         + ", ".join(repr(k) for k in known))
-    return dataclasses.replace(study, settings=tuple(s for s in study.settings if s.label in labels))
-
-
 def list_studies() -> str:
     from jaxlabs.catalogue import resolve
 
     lines = []
     for s in resolve("all"):
         data = f"; needs {s.dataset}" if s.dataset else ""
-        lines.append(f"{s.key:16} Lab {s.lab}  {len(s.settings)} settings x seeds; vmapped: "
+        lines.append(f"{s.key:16} Lab {s.lab}  {len(s.settings)} setting{'' if len(s.settings) == 1 else 's'} x seeds; vmapped: "
                      f"{', '.join(s.vmapped_axes())}; static: {', '.join(s.static_axes()) or '-'}{data}\n"
                      f"{'':16} {s.title}")
     return "\n".join(lines)
@@ -82,7 +67,7 @@ def main(argv=None) -> int:
     from jaxlabs import checkpoint
     from jaxlabs.checkpoint import CheckpointMismatch
     from jaxlabs.data import DatasetNotFoundError
-    from jaxlabs.reproduce import rewrite_report, run_study, write_index
+    from jaxlabs.reproduce import chosen_settings, rewrite_report, run_study, write_index
     from jaxlabs.results import check_writable
     from jaxlabs.catalogue import resolve
 
@@ -94,8 +79,11 @@ def main(argv=None) -> int:
     except ValueError as e:
         fail(PROG, f"argument study: {e}")
     if args.setting and not args.report_only:
+        if len(studies) != 1:
+            fail(PROG, f"argument --setting: {args.study!r} is {len(studies)} studies; give one (e.g. "
+                 f"{studies[0].key}) with --setting")
         try:
-            studies = [only_settings(studies, args.setting)]
+            chosen_settings(studies[0], args.setting)
         except ValueError as e:
             fail(PROG, f"argument --setting: {e}")
     try:
@@ -128,12 +116,15 @@ def main(argv=None) -> int:
         return 0
     try:  # Ctrl-C between two studies too: one line, exit 130
         for study in studies:
-            print(f"\n== {study.key}: {study.title} ({len(study.settings)} settings x {len(seeds)} seeds)")
+            n = len(chosen_settings(study, args.setting, args.quick))
+            of = f" of {len(study.settings)}" if n < len(study.settings) else ""
+            print(f"\n== {study.key}: {study.title} ({n}{of} setting{'' if n == 1 and not of else 's'} x {len(seeds)} seeds)")
             try:
                 with durable(args):
                     r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,
                                   progress=not args.no_progress, command=command, engine=engine,
-                                  checkpoint_every=args.checkpoint_every, fresh=args.fresh)
+                                  checkpoint_every=args.checkpoint_every, fresh=args.fresh,
+                                  settings=args.setting)
             except KeyboardInterrupt as e:
                 return interrupted(PROG, e)
             except CheckpointMismatch as e:  # another run's checkpoint: never skipped, never mixed

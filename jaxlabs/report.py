@@ -82,8 +82,8 @@ def results_table(study: Study, summary: dict, direction: MetricDirection) -> tu
     headers += ["original (report)", "verdict"] if with_originals else []
     rows, n_orig, n_ok = [], 0, 0
     for s in study.settings:
-        if s.label not in summary:  # --quick ran two settings
-            rows.append([s.label, "not run (--quick)"] + [""] * (len(headers) - 2 - 2 * with_originals)
+        if s.label not in summary:  # --quick ran two settings, or --setting chose some
+            rows.append([s.label, "not run"] + [""] * (len(headers) - 2 - 2 * with_originals)
                         + (["; ".join(o.text for o in s.originals) or "-", "-"] if with_originals else []))
             continue
         sm = summary[s.label]
@@ -101,6 +101,15 @@ def results_table(study: Study, summary: dict, direction: MetricDirection) -> tu
     return format_table(headers, rows), n_orig, n_ok
 
 
+def ran_line(study: Study, summary: dict) -> str:
+    """"3 settings", or "1 of 2 settings (not run: constant 0.1)" when some did not run."""
+    n = len(summary)
+    missing = [s.label for s in study.settings if s.label not in summary]
+    total = len(study.settings) if missing else n
+    text = f"{n}{f' of {total}' if missing else ''} setting{'' if total == 1 else 's'}"
+    return f"{text} (not run: {', '.join(missing)})" if missing else text
+
+
 def write_report(study: Study, task, summary: dict, figures: list[str], seeds, wall: float, quick: bool,
                  out: Path, command: str, data: Sequence[str] = ()) -> tuple[str, list[str], str]:
     """Write ``out/report.md``; returns the verdict line, the report's lines and its table.
@@ -116,8 +125,8 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
     verdict = "; ".join(parts) or "no numbers in the report to compare"
     lines = [
         f"# {study.key}: {study.title}", "",
-        f"Lab {study.lab}, task `{task.name}`. {len(study.settings)} settings x {len(seeds)} seeds = "
-        f"{len(study.settings) * len(seeds)} members; vmapped axes: {', '.join(study.vmapped_axes())}; "
+        f"Lab {study.lab}, task `{task.name}`. {ran_line(study, summary)} x {len(seeds)} seeds = "
+        f"{len(summary) * len(seeds)} members; vmapped axes: {', '.join(study.vmapped_axes())}; "
         f"static axes (one program each): {', '.join(study.static_axes()) or 'none'}. "
         f"Wall time {wall:.1f} s{' (--quick: a tiny version, not the real study)' if quick else ''}.", "",
         f"Command: `{command}`" if command else "", "",

@@ -95,7 +95,8 @@ def study_config(study: Study, task, seeds: Sequence[int], members: Sequence[Mem
 
 def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = False,
               data_dir: str | None = None, progress: bool = True, command: str = "",
-              engine: EngineOptions = EngineOptions(), checkpoint_every: float = 0.0, fresh: bool = False) -> dict:
+              engine: EngineOptions = EngineOptions(), checkpoint_every: float = 0.0, fresh: bool = False,
+              settings: Sequence[str] | None = None) -> dict:
     """Train every setting x seed, save the records (``results.json``/``.csv``, ``curves.npz``)
     before anything else, then the figures and ``report.md``. Returns ``{"study", "title",
     "verdict", "wall_s", "out", "quick", "lines", "table", "figures", "timing"}``.
@@ -103,14 +104,14 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     ``checkpoint_every`` > 0: checkpoint the training in ``out/.checkpoint`` that often (seconds),
     and resume from a checkpoint already there (:mod:`jaxlabs.checkpoint`; a study it marks finished
     is not run again); one of another configuration is a CheckpointMismatch. ``fresh``: discard
-    any checkpoint first."""
+    any checkpoint first. ``settings``: the labels of the settings to train (default: all; --quick
+    alone trains the first and last); the report says which did not run."""
     task = get_task(study.task)
     out = Path(out)
     if jax.process_index() == 0:
         out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    # --quick: the first and last settings only (each static setting is a compile, which dominates)
-    run_settings = study.settings if not quick or len(study.settings) <= 2 else (study.settings[0], study.settings[-1])
+    run_settings = chosen_settings(study, settings, quick)
     members = study_members(study, task, seeds, run_settings, quick, data_dir)
     if fresh:
         remove_checkpoint(out / CHECKPOINT_DIR)
@@ -179,6 +180,20 @@ def _publish(staging: Path, out: Path) -> None:
     for f in sorted(staging.iterdir()):
         os.replace(f, out / f.name)
     staging.rmdir()
+
+
+def chosen_settings(study: Study, labels: Sequence[str] | None, quick: bool = False) -> tuple:
+    """The settings of ``study`` named by ``labels`` (in the study's order), or, without labels,
+    every setting (--quick: the first and last only, as each static setting is a compile, which
+    dominates). An unknown label is a ValueError naming the study's settings."""
+    if labels:
+        known = [s.label for s in study.settings]
+        unknown = [label for label in labels if label not in known]
+        if unknown:
+            raise ValueError(f"{study.key} has no setting {unknown[0]!r}; its settings are "
+                             + ", ".join(repr(k) for k in known))
+        return tuple(s for s in study.settings if s.label in labels)
+    return study.settings if not quick or len(study.settings) <= 2 else (study.settings[0], study.settings[-1])
 
 
 def rewrite_report(study: Study, out: Path) -> dict:

@@ -1,6 +1,7 @@
 """``python -m experiments.reproduce``: every study's --quick version, --list, bad input."""
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def test_quick_study_writes_a_report_with_the_original_numbers(study, tmp_path, 
     ran = {study.settings[0].label, study.settings[-1].label}
     assert len(rows) == 2 * len(ran)
     assert {r["setting"] for r in rows} == ran
-    assert report.count("not run (--quick)") == len(study.settings) - len(ran)
+    assert report.count("| not run ") == len(study.settings) - len(ran)
     assert (out / "loss_curves.png").stat().st_size > 0
     for c in study.claims:  # a claim's metrics are ones the members record (no typo, no "no data")
         assert set(c.metrics()) <= set(rows[0]), (c.text, c.metrics())
@@ -58,6 +59,40 @@ def test_quick_study_writes_a_report_with_the_original_numbers(study, tmp_path, 
     assert reproduce.main([study.key, "--report-only", "--out", str(tmp_path)]) == 0
     assert (out / "report.md").read_text() == report
     assert json.loads((out / "results.json").read_text()) == saved
+
+
+def test_setting_trains_only_the_chosen_settings_and_the_report_names_the_others(tmp_path, capsys):
+    study = resolve("B-lr")[0]
+    labels = [s.label for s in study.settings]
+    chosen = [labels[2], labels[0]]  # any order on the command line: the study's order in the results
+    args = ["B-lr", "--quick", "--seeds", "2", "--no-progress", "--out", str(tmp_path)]
+    assert reproduce.main([*args, "--setting", chosen[0], "--setting", chosen[1]]) == 0
+    assert f"(2 of {len(labels)} settings x 2 seeds)" in capsys.readouterr().out
+    out = tmp_path / "B-lr"
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["setting"] for r in rows] == [labels[0]] * 2 + [labels[2]] * 2
+    report = (out / "report.md").read_text()
+    not_run = [labels[1], labels[3]]
+    assert f"2 of {len(labels)} settings (not run: {', '.join(not_run)}) x 2 seeds = 4 members" in report
+    for label in not_run:
+        assert re.search(rf"^\| {re.escape(label)} +\| not run ", report, re.MULTILINE)
+    # --report-only rewrites it word for word from results.json (the full study, two settings saved)
+    (out / "report.md").write_text(report.replace("2 of 4 settings", "4 settings"))
+    assert reproduce.main(["B-lr", "--report-only", "--out", str(tmp_path)]) == 0
+    assert (out / "report.md").read_text() == report
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["B-lr", "--setting", "lr=7"], "B-lr has no setting 'lr=7'; its settings are 'lr 1', 'lr 0.1'"),
+    (["B", "--setting", "lr=0.001"], "'B' is 3 studies; give one (e.g. B-epochs) with --setting"),
+])
+def test_setting_that_names_nothing_is_a_one_line_error(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        reproduce.main([*argv, "--quick", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
 
 
 def test_a_lab_letter_runs_its_studies_and_writes_an_index(tmp_path):
