@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -146,7 +147,7 @@ def main(argv=None) -> int:
     try:
         with durable(args):
             r = run_study(study, seeds, out, progress=not args.no_progress, engine=engine,
-                          command=" ".join([PROG, *(sys.argv[1:] if argv is None else argv)]),
+                          command=" ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
                           checkpoint_every=args.checkpoint_every, fresh=args.fresh)
     except KeyboardInterrupt as e:
         return interrupted(PROG, e)

@@ -12,6 +12,7 @@ OUT/index.md with a one-line verdict each.
 """
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
     except OSError as e:
         fail(PROG, f"argument --out: cannot write to {args.out!r} ({e.strerror or e}); choose a writable folder")
     seeds = list(range(min(args.seeds, 2) if args.quick and args.seeds == 5 else args.seeds))
-    command = " ".join([PROG, *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     results, skipped = [], []
     if args.report_only:
         rewritten = 0

@@ -74,6 +74,7 @@ def test_setting_trains_only_the_chosen_settings_and_the_report_names_the_others
     report = (out / "report.md").read_text()
     not_run = [labels[1], labels[3]]
     assert f"2 of {len(labels)} settings (not run: {', '.join(not_run)}) x 2 seeds = 4 members" in report
+    assert f"--setting '{chosen[0]}' --setting '{chosen[1]}'" in report  # the command as a shell takes it
     for label in not_run:
         assert re.search(rf"^\| {re.escape(label)} +\| not run ", report, re.MULTILINE)
     # --report-only rewrites it word for word from results.json (the full study, two settings saved)
