@@ -40,7 +40,8 @@ def parse_args(argv=None):
                         "--data-dir are not used")
     p.add_argument("--setting", action="append", metavar="LABEL",
                    help="train only this setting of the study (repeat for several; labels as in the study's "
-                        "report). The report judges what ran and says what did not (default: every setting)")
+                        "report). The report judges what ran and says what did not; not used with --report-only, which "
+                        "reports what ran (default: every setting)")
     add_engine_flags(p)
     add_durability_flags(p)
     args = p.parse_args(argv)
@@ -52,10 +53,12 @@ def parse_args(argv=None):
 def list_studies() -> str:
     from jaxlabs.catalogue import resolve
 
+    from jaxlabs.report import ran_line
+
     lines = []
     for s in resolve("all"):
         data = f"; needs {s.dataset}" if s.dataset else ""
-        lines.append(f"{s.key:16} Lab {s.lab}  {len(s.settings)} setting{'' if len(s.settings) == 1 else 's'} x seeds; vmapped: "
+        lines.append(f"{s.key:16} Lab {s.lab}  {ran_line(s, [x.label for x in s.settings])} x seeds; vmapped: "
                      f"{', '.join(s.vmapped_axes())}; static: {', '.join(s.static_axes()) or '-'}{data}\n"
                      f"{'':16} {s.title}")
     return "\n".join(lines)
@@ -68,6 +71,7 @@ def main(argv=None) -> int:
     from jaxlabs import checkpoint
     from jaxlabs.checkpoint import CheckpointMismatch
     from jaxlabs.data import DatasetNotFoundError
+    from jaxlabs.report import ran_line
     from jaxlabs.reproduce import chosen_settings, rewrite_report, run_study, write_index
     from jaxlabs.results import check_writable
     from jaxlabs.catalogue import resolve
@@ -117,9 +121,8 @@ def main(argv=None) -> int:
         return 0
     try:  # Ctrl-C between two studies too: one line, exit 130
         for study in studies:
-            n = len(chosen_settings(study, args.setting, args.quick))
-            of = f" of {len(study.settings)}" if n < len(study.settings) else ""
-            print(f"\n== {study.key}: {study.title} ({n}{of} setting{'' if n == 1 and not of else 's'} x {len(seeds)} seeds)")
+            ran = ran_line(study, {s.label for s in chosen_settings(study, args.setting, args.quick)})
+            print(f"\n== {study.key}: {study.title} ({ran} x {len(seeds)} seeds)")
             try:
                 with durable(args):
                     r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,

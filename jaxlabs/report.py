@@ -7,7 +7,7 @@ The one table here is the one every command prints: ``reproduce`` for a report's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 from jaxlabs.results import atomic_write_text, fmt_num, format_table, mean_std
 from jaxlabs.studies import SEED_TEST_LEVEL, Claim, ClaimVerdict, MetricDirection, Original, Outcome, Study
@@ -101,10 +101,11 @@ def results_table(study: Study, summary: dict, direction: MetricDirection) -> tu
     return format_table(headers, rows), n_orig, n_ok
 
 
-def ran_line(study: Study, summary: dict) -> str:
-    """"3 settings", or "1 of 2 settings (not run: constant 0.1)" when some did not run."""
-    n = len(summary)
-    missing = [s.label for s in study.settings if s.label not in summary]
+def ran_line(study: Study, ran: Collection[str]) -> str:
+    """"3 settings", or "1 of 2 settings (not run: constant 0.1)" when only the settings labelled
+    ``ran`` ran."""
+    n = len(ran)
+    missing = [s.label for s in study.settings if s.label not in ran]
     total = len(study.settings) if missing else n
     text = f"{n}{f' of {total}' if missing else ''} setting{'' if total == 1 else 's'}"
     return f"{text} (not run: {', '.join(missing)})" if missing else text

@@ -67,7 +67,8 @@ def test_setting_trains_only_the_chosen_settings_and_the_report_names_the_others
     chosen = [labels[2], labels[0]]  # any order on the command line: the study's order in the results
     args = ["B-lr", "--quick", "--seeds", "2", "--no-progress", "--out", str(tmp_path)]
     assert reproduce.main([*args, "--setting", chosen[0], "--setting", chosen[1]]) == 0
-    assert f"(2 of {len(labels)} settings x 2 seeds)" in capsys.readouterr().out
+    assert (f"(2 of {len(labels)} settings (not run: {labels[1]}, {labels[3]}) x 2 seeds)"
+            in capsys.readouterr().out)
     out = tmp_path / "B-lr"
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [r["setting"] for r in rows] == [labels[0]] * 2 + [labels[2]] * 2
