@@ -243,6 +243,7 @@ def jax_conv_program(task, static: dict, members: int, conv_impl: str):
     jaxlabs.sweep.run_group runs it), compiled; returns (run() -> seconds for one epoch, compile s,
     the data)."""
     from jaxlabs import models
+    from jaxlabs.models.conv import compiler_options
     from jaxlabs.sweep import member_keys
     from jaxlabs.train import init_member, run_epochs
 
@@ -261,9 +262,11 @@ def jax_conv_program(task, static: dict, members: int, conv_impl: str):
     hp = {k: jnp.full((members,), v, jnp.float32) for k, v in task.hparams().items()}
     keys = jax.random.wrap_key_data(member_keys(seeds))
     data = jax.device_put(data)
-    vinit = jax.jit(jax.vmap(lambda k, h, d: init_member(trainer, k, h, d), in_axes=(0, 0, None)))
+    options = compiler_options()  # the engine's XLA options (on the CPU: Eigen's convolutions)
+    vinit = jax.jit(jax.vmap(lambda k, h, d: init_member(trainer, k, h, d), in_axes=(0, 0, None)),
+                    compiler_options=options)
     vepoch = jax.jit(jax.vmap(lambda st, h, d: run_epochs(trainer, st, h, d, jnp.int32(0), 1),
-                              in_axes=(0, 0, None)))
+                              in_axes=(0, 0, None)), compiler_options=options)
     t0 = time.perf_counter()
     state = jax.block_until_ready(vinit(keys, hp, data))
     compiled = vepoch.lower(state, hp, data).compile()
@@ -376,6 +379,7 @@ def torch_conv_program(model: str, data: dict, members: int, mean, std, threads:
 
 def conv_benchmark(args) -> int:
     """jaxlabs vs the report-style PyTorch loop, train images/s, side by side and interleaved."""
+    from jaxlabs.models.conv import compiler_options
     threads = args.torch_threads or 2
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in models if m not in CONV_LABS]
@@ -390,6 +394,7 @@ def conv_benchmark(args) -> int:
         print("PyTorch column skipped: torch is not installed (pip install torch)")
     print(f"jaxlabs {jax.__version__} on {jax.default_backend()} ({os.cpu_count()} CPUs), conv {args.conv_impl}; "
           f"PyTorch {threads} threads; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; "
+          f"compile options {compiler_options()}; "
           f"load average {os.getloadavg()[0]:.1f}")
     rows = []
     for model in models:

@@ -24,6 +24,8 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
+from jaxlabs.models.conv import compiler_options
+
 PLAN_FORMS = "auto, vmap, map or hybrid:K (K >= 1 members vmapped at a time)"
 PRECISIONS = {"fp32": "float32", "tf32": "tensorfloat32", "bf16": "bfloat16"}  # jax.default_matmul_precision
 MEMORY_FORMS = "bytes with an optional unit: 2GB, 512MiB, 1.5e9"
@@ -151,11 +153,12 @@ def cache_path() -> Path:
 
 def cache_key(task: str, static: dict, members: int, precision: str, devices: int = 1) -> str:
     """auto's cache key of a group: its task, static configuration and member count, the
-    precision, and the devices its members are split over (their kind and count)."""
+    precision, the devices its members are split over (their kind and count) and the compile
+    options (a choice timed with other kernels is not reused)."""
     device = jax.devices()[0]
     return json.dumps({"task": task, "static": static, "members": members, "precision": precision,
-                       "backend": jax.default_backend(), "device": device.device_kind, "devices": devices},
-                      sort_keys=True)
+                       "backend": jax.default_backend(), "device": device.device_kind, "devices": devices,
+                       "compile_options": compiler_options()}, sort_keys=True)
 
 
 def cached_plan(key: str) -> Optional[dict]:

@@ -25,6 +25,7 @@ from jax.sharding import Mesh, NamedSharding, SingleDeviceSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
+from jaxlabs.models.conv import compiler_options
 from jaxlabs.plans import (PRECISIONS, VMAP, Plan, cache_key, cached_plan, fmt_bytes, free_device_memory,
                            parse_plan, program_bytes, remember_plan)
 from jaxlabs.train import (CONVERGED, DIVERGED, RUNNING, STATUS_NAMES, Trainer, finalize, hold_epochs,
@@ -234,7 +235,8 @@ class Programs:
                 self.plan.over_members(self._one(name, length), idle if name == "chunk" else None), shared)
             t0 = time.perf_counter()
             with jax.default_matmul_precision(PRECISIONS[self.precision]):
-                jitted = jax.jit(fn, donate_argnums=(0,) if name == "chunk" else ())
+                jitted = jax.jit(fn, donate_argnums=(0,) if name == "chunk" else (),
+                                 compiler_options=compiler_options())
                 self._compiled[key] = jitted.lower(*args).compile()
             self.compile_s += time.perf_counter() - t0
         return self._compiled[key]

@@ -83,11 +83,15 @@ def test_conv_equals_lax_conv_forward_and_gradients(impl, geometry):
         assert_conv_close(g, r, GRAD_RTOL)
 
 
+@pytest.mark.parametrize("kernels", ["xla-default", "engine"])
 @pytest.mark.parametrize("in_axes", [(0, 0), (None, 0), (0, None)])
-def test_conv_cpu_vmapped_members_inside_scan_equals_lax_conv(in_axes):
+def test_conv_cpu_vmapped_members_inside_scan_equals_lax_conv(in_axes, kernels):
     """Members as the sweep runs them: vmap (own kernels, shared data, or both batched) over a
-    lax.scan of gradient steps, the case conv_cpu exists for."""
-    from jaxlabs.models.conv import conv_cpu, conv_lax
+    lax.scan of gradient steps, the case conv_cpu exists for; compiled with XLA's default
+    library kernels and with the engine's compile options (on the CPU: Eigen's convolutions)."""
+    from jaxlabs.models.conv import compiler_options, conv_cpu, conv_lax
+
+    options = compiler_options() if kernels == "engine" else None
 
     x = jax.random.normal(jax.random.key(0), (3, 2, 8, 8, 3))
     w = jax.random.normal(jax.random.key(1), (3, 3, 3, 3, 4))
@@ -98,10 +102,50 @@ def test_conv_cpu_vmapped_members_inside_scan_equals_lax_conv(in_axes):
             def step(w, _):
                 return w - 0.01 * jax.grad(_loss(conv, 2, 1), 1)(x, w), jnp.sum(conv(x, w, 2, 1))
             return jax.lax.scan(step, w, None, length=3)
-        return jax.jit(jax.vmap(run, in_axes=in_axes))(*args)
+        return jax.jit(jax.vmap(run, in_axes=in_axes), compiler_options=options if conv is conv_cpu else None)(*args)
 
     for g, r in zip(jax.tree.leaves(train(conv_cpu)), jax.tree.leaves(train(conv_lax))):
         assert_conv_close(g, r, GRAD_RTOL)
+
+
+def test_compile_options_send_cpu_convolutions_to_eigen_unless_the_user_chose(monkeypatch):
+    from jaxlabs.models.conv import YNN_FUSION_TYPE, compiler_options
+
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    options = compiler_options("cpu")
+    # dots and reductions stay in YNNPACK; convolutions are left out of its list
+    assert options == {YNN_FUSION_TYPE: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+    options.clear()  # the caller's copy
+    assert compiler_options("cpu")
+    assert compiler_options("gpu") is None and compiler_options("tpu") is None
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=individual_convolution")
+    assert compiler_options("cpu") is None  # the user's own setting stands
+
+
+def test_a_jaxlib_without_the_option_compiles_with_its_defaults(monkeypatch):
+    from jaxlabs.models import conv
+
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setattr(conv, "CPU_OPTIONS", {"xla_cpu_no_such_option": "1"})
+    conv._cpu_options_known.cache_clear()
+    try:
+        assert conv.compiler_options("cpu") is None
+    finally:
+        conv._cpu_options_known.cache_clear()
+
+
+def test_the_engine_compiles_its_programs_with_the_compile_options(monkeypatch):
+    """An option XLA rejects reaches XLA: the engine's programs are compiled with them."""
+    from jaxlabs import sweep
+    from jaxlabs.models.conv import YNN_FUSION_TYPE
+    from jaxlabs.plans import Plan
+    from jaxlabs.tasks import get_task
+
+    task = get_task("fit-log2cos")
+    trainer, data = task.build(task.resolve_static(n=40, width=4, depth=1, epochs=2))
+    monkeypatch.setattr(sweep, "compiler_options", lambda: {YNN_FUSION_TYPE: "LIBRARY_FUSION_TYPE_NO_SUCH_TYPE"})
+    with pytest.raises(Exception, match="NO_SUCH_TYPE"):
+        sweep.run_group(trainer, data, [0], {"lr": [0.01], "tolerance": [0.0]}, plan=Plan("vmap"), progress=False)
 
 
 def test_conv_is_chosen_per_backend_and_injected_into_the_models():
