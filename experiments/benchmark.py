@@ -4,7 +4,7 @@ conv labs' training speed (ResNet20, Lab D's CNN) against the report-style PyTor
 
     python -m experiments.benchmark                    # 3 lr x 3 seeds, N=2000, 1000 epochs
     python -m experiments.benchmark --seeds 8 --epochs 2000 --json runs/bench.json
-    python -m experiments.benchmark --conv             # ResNet20 and Lab D CNN, 1 and 4 members
+    python -m experiments.benchmark --conv             # ResNet20 and Lab D CNN, 1 and 4 members (vmap, map)
     python -m experiments.benchmark --plans            # every plan and auto, and compaction's gain
     python -m experiments.benchmark --suite device     # the same on an accelerator, at its sizes
     python -m experiments.benchmark --sweep-default    # lr_sweep as shipped against --plan vmap
@@ -77,6 +77,9 @@ def parse_args(argv=None):
                    help="--conv: timed epochs per path, interleaved; the median is reported (default: %(default)s)")
     p.add_argument("--conv-impl", choices=("auto", "cpu", "lax", "im2col"), default="auto",
                    help="--conv: jaxlabs' convolution (jaxlabs.models.conv; auto: conv_for_backend())")
+    p.add_argument("--conv-plans", default="vmap,map",
+                   help="--conv: plans for more than one member, of vmap,map (default: %(default)s; "
+                        "one member runs alone)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     return p.parse_args(argv)
 
@@ -238,12 +241,14 @@ def conv_lab_data(model: str, steps: int):
     return task, static
 
 
-def jax_conv_program(task, static: dict, members: int, conv_impl: str):
-    """The task's Trainer as one vmapped program of ``members`` members (jit(vmap(run_epochs)), as
-    jaxlabs.sweep.run_group runs it), compiled; returns (run() -> seconds for one epoch, compile s,
+def jax_conv_program(task, static: dict, members: int, conv_impl: str, plan: str = "vmap"):
+    """The task's Trainer as one program of ``members`` members under ``plan`` (vmap: all members
+    batched; map: one after another in the same program), jitted with the engine's compile options
+    as jaxlabs.sweep.run_group runs it, compiled; returns (run() -> seconds for one epoch, compile s,
     the data)."""
     from jaxlabs import models
     from jaxlabs.models.conv import compiler_options
+    from jaxlabs.plans import parse_plan
     from jaxlabs.sweep import member_keys
     from jaxlabs.train import init_member, run_epochs
 
@@ -265,8 +270,9 @@ def jax_conv_program(task, static: dict, members: int, conv_impl: str):
     options = compiler_options()  # the engine's XLA options (on the CPU: Eigen's convolutions)
     vinit = jax.jit(jax.vmap(lambda k, h, d: init_member(trainer, k, h, d), in_axes=(0, 0, None)),
                     compiler_options=options)
-    vepoch = jax.jit(jax.vmap(lambda st, h, d: run_epochs(trainer, st, h, d, jnp.int32(0), 1),
-                              in_axes=(0, 0, None)), compiler_options=options)
+    over = parse_plan(plan).over_members(
+        lambda st, h, d: run_epochs(trainer, st, h, d, jnp.int32(0), 1, skip_stopped=plan == "map"))
+    vepoch = jax.jit(over, compiler_options=options)
     t0 = time.perf_counter()
     state = jax.block_until_ready(vinit(keys, hp, data))
     compiled = vepoch.lower(state, hp, data).compile()
@@ -386,6 +392,10 @@ def conv_benchmark(args) -> int:
     if bad:
         raise SystemExit(f"--models: unknown model {bad[0]!r} (choose from {', '.join(CONV_LABS)})")
     member_counts = [int(v) for v in args.members.split(",")]
+    plans = [v.strip() for v in args.conv_plans.split(",") if v.strip()]
+    bad = [v for v in plans if v not in ("vmap", "map")]
+    if bad or not plans:
+        raise SystemExit(f"--conv-plans: {bad[0] if bad else 'nothing'!r} is not a plan (choose from vmap, map)")
     try:
         import torch  # noqa: F401
         have_torch = not args.skip_torch
@@ -400,35 +410,36 @@ def conv_benchmark(args) -> int:
     for model in models:
         task, static = conv_lab_data(model, getattr(args, CONV_LABS[model][2]))
         for members in member_counts:
-            run_jax, compile_s, data = jax_conv_program(task, static, members, args.conv_impl)
-            n_train = int(data["x_train"].shape[0])
-            run_torch = None
-            if have_torch:
-                spec_mean = (0.4914, 0.4822, 0.4465) if model == "resnet20" else (0.1307,)
-                spec_std = (0.2023, 0.1994, 0.2010) if model == "resnet20" else (0.3081,)
-                run_torch = torch_conv_program(model, data, members, spec_mean, spec_std, threads)
-            t_jax, t_torch = [], []
-            for _ in range(args.repeats):  # interleaved: both see the same load
-                t_jax.append(run_jax())
-                if run_torch:
-                    t_torch.append(run_torch())
-            images = n_train * members
-            row = {"model": model, "members": members, "train_images_per_member": n_train,
-                   "jax_s": float(np.median(t_jax)), "jax_compile_s": compile_s,
-                   "jax_img_s": images / float(np.median(t_jax)),
-                   "torch_s": float(np.median(t_torch)) if t_torch else None,
-                   "torch_img_s": images / float(np.median(t_torch)) if t_torch else None}
-            rows.append(row)
-            ratio = f"{row['jax_img_s'] / row['torch_img_s']:.2f}x" if t_torch else "-"
-            print(f"  {model:8s} {members} member(s): jaxlabs {row['jax_img_s']:7.0f} img/s "
-                  f"(compile {compile_s:.0f} s) | PyTorch "
-                  + (f"{row['torch_img_s']:7.0f} img/s" if t_torch else "skipped") + f" | jaxlabs/PyTorch {ratio}",
-                  flush=True)
-    print("\n| model | members | jaxlabs img/s | PyTorch img/s | jaxlabs / PyTorch |\n|---|---|---|---|---|")
+            for plan in (("vmap",) if members == 1 else plans):  # one member: the plan is moot
+                run_jax, compile_s, data = jax_conv_program(task, static, members, args.conv_impl, plan)
+                n_train = int(data["x_train"].shape[0])
+                run_torch = None
+                if have_torch:
+                    spec_mean = (0.4914, 0.4822, 0.4465) if model == "resnet20" else (0.1307,)
+                    spec_std = (0.2023, 0.1994, 0.2010) if model == "resnet20" else (0.3081,)
+                    run_torch = torch_conv_program(model, data, members, spec_mean, spec_std, threads)
+                t_jax, t_torch = [], []
+                for _ in range(args.repeats):  # interleaved: both see the same load
+                    t_jax.append(run_jax())
+                    if run_torch:
+                        t_torch.append(run_torch())
+                images = n_train * members
+                row = {"model": model, "members": members, "plan": plan, "train_images_per_member": n_train,
+                       "jax_s": float(np.median(t_jax)), "jax_compile_s": compile_s,
+                       "jax_img_s": images / float(np.median(t_jax)),
+                       "torch_s": float(np.median(t_torch)) if t_torch else None,
+                       "torch_img_s": images / float(np.median(t_torch)) if t_torch else None}
+                rows.append(row)
+                ratio = f"{row['jax_img_s'] / row['torch_img_s']:.2f}x" if t_torch else "-"
+                print(f"  {model:8s} {members} member(s), {plan:4s}: jaxlabs {row['jax_img_s']:7.0f} img/s "
+                      f"(compile {compile_s:.0f} s) | PyTorch "
+                      + (f"{row['torch_img_s']:7.0f} img/s" if t_torch else "skipped") + f" | jaxlabs/PyTorch {ratio}",
+                      flush=True)
+    print("\n| model | members | plan | jaxlabs img/s | PyTorch img/s | jaxlabs / PyTorch |\n|---|---|---|---|---|---|")
     for r in rows:
         tp = f"{r['torch_img_s']:.0f}" if r["torch_img_s"] else "skipped"
         ratio = f"{r['jax_img_s'] / r['torch_img_s']:.2f}" if r["torch_img_s"] else "-"
-        print(f"| {r['model']} | {r['members']} | {r['jax_img_s']:.0f} | {tp} | {ratio} |")
+        print(f"| {r['model']} | {r['members']} | {r['plan']} | {r['jax_img_s']:.0f} | {tp} | {ratio} |")
     print(f"\ntrain images/s in all (members x train images / median epoch time over {args.repeats} interleaved "
           "repeats); each epoch also evaluates the val/test splits on both sides; compile excluded; "
           "no augmentation")
