@@ -78,7 +78,7 @@ def parse_args(argv=None):
     p.add_argument("--conv-impl", choices=("auto", "cpu", "lax", "im2col"), default="auto",
                    help="--conv: jaxlabs' convolution (jaxlabs.models.conv; auto: conv_for_backend())")
     p.add_argument("--conv-plans", default="vmap,map",
-                   help="--conv: plans for more than one member, of vmap,map (default: %(default)s; "
+                   help="--conv: plans for more than one member, of vmap, map, hybrid:K (default: %(default)s; "
                         "one member runs alone)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     return p.parse_args(argv)
@@ -241,14 +241,15 @@ def conv_lab_data(model: str, steps: int):
     return task, static
 
 
-def jax_conv_program(task, static: dict, members: int, conv_impl: str, plan: str = "vmap"):
-    """The task's Trainer as one program of ``members`` members under ``plan`` (vmap: all members
-    batched; map: one after another in the same program), jitted with the engine's compile options
+def jax_conv_program(task, static: dict, members: int, conv_impl: str, plan=None):
+    """The task's Trainer as one program of ``members`` members under ``plan`` (a jaxlabs.plans.Plan,
+    default vmap: all members batched; map: one after another in the same program; hybrid:K), jitted
+    with the engine's compile options
     as jaxlabs.sweep.run_group runs it, compiled; returns (run() -> seconds for one epoch, compile s,
     the data)."""
     from jaxlabs import models
     from jaxlabs.models.conv import compiler_options
-    from jaxlabs.plans import parse_plan
+    from jaxlabs.plans import VMAP
     from jaxlabs.sweep import member_keys
     from jaxlabs.train import init_member, run_epochs
 
@@ -270,8 +271,9 @@ def jax_conv_program(task, static: dict, members: int, conv_impl: str, plan: str
     options = compiler_options()  # the engine's XLA options (on the CPU: Eigen's convolutions)
     vinit = jax.jit(jax.vmap(lambda k, h, d: init_member(trainer, k, h, d), in_axes=(0, 0, None)),
                     compiler_options=options)
-    over = parse_plan(plan).over_members(
-        lambda st, h, d: run_epochs(trainer, st, h, d, jnp.int32(0), 1, skip_stopped=plan == "map"))
+    plan = plan or VMAP
+    over = plan.over_members(
+        lambda st, h, d: run_epochs(trainer, st, h, d, jnp.int32(0), 1, skip_stopped=plan.kind == "map"))
     vepoch = jax.jit(over, compiler_options=options)
     t0 = time.perf_counter()
     state = jax.block_until_ready(vinit(keys, hp, data))
@@ -386,16 +388,19 @@ def torch_conv_program(model: str, data: dict, members: int, mean, std, threads:
 def conv_benchmark(args) -> int:
     """jaxlabs vs the report-style PyTorch loop, train images/s, side by side and interleaved."""
     from jaxlabs.models.conv import compiler_options
+    from jaxlabs.plans import VMAP, parse_plan
     threads = args.torch_threads or 2
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in models if m not in CONV_LABS]
     if bad:
         raise SystemExit(f"--models: unknown model {bad[0]!r} (choose from {', '.join(CONV_LABS)})")
     member_counts = [int(v) for v in args.members.split(",")]
-    plans = [v.strip() for v in args.conv_plans.split(",") if v.strip()]
-    bad = [v for v in plans if v not in ("vmap", "map")]
-    if bad or not plans:
-        raise SystemExit(f"--conv-plans: {bad[0] if bad else 'nothing'!r} is not a plan (choose from vmap, map)")
+    try:
+        plans = [parse_plan(v) for v in args.conv_plans.split(",") if v.strip()]
+    except ValueError as e:
+        raise SystemExit(f"--conv-plans: {e}") from None
+    if not plans or None in plans:
+        raise SystemExit("--conv-plans: name the plans to time (vmap, map, hybrid:K), not auto and not nothing")
     try:
         import torch  # noqa: F401
         have_torch = not args.skip_torch
@@ -410,7 +415,7 @@ def conv_benchmark(args) -> int:
     for model in models:
         task, static = conv_lab_data(model, getattr(args, CONV_LABS[model][2]))
         for members in member_counts:
-            for plan in (("vmap",) if members == 1 else plans):  # one member: the plan is moot
+            for plan in ([VMAP] if members == 1 else plans):  # one member: the plan is moot
                 run_jax, compile_s, data = jax_conv_program(task, static, members, args.conv_impl, plan)
                 n_train = int(data["x_train"].shape[0])
                 run_torch = None
@@ -424,14 +429,14 @@ def conv_benchmark(args) -> int:
                     if run_torch:
                         t_torch.append(run_torch())
                 images = n_train * members
-                row = {"model": model, "members": members, "plan": plan, "train_images_per_member": n_train,
+                row = {"model": model, "members": members, "plan": str(plan), "train_images_per_member": n_train,
                        "jax_s": float(np.median(t_jax)), "jax_compile_s": compile_s,
                        "jax_img_s": images / float(np.median(t_jax)),
                        "torch_s": float(np.median(t_torch)) if t_torch else None,
                        "torch_img_s": images / float(np.median(t_torch)) if t_torch else None}
                 rows.append(row)
                 ratio = f"{row['jax_img_s'] / row['torch_img_s']:.2f}x" if t_torch else "-"
-                print(f"  {model:8s} {members} member(s), {plan:4s}: jaxlabs {row['jax_img_s']:7.0f} img/s "
+                print(f"  {model:8s} {members} member(s), {str(plan):4s}: jaxlabs {row['jax_img_s']:7.0f} img/s "
                       f"(compile {compile_s:.0f} s) | PyTorch "
                       + (f"{row['torch_img_s']:7.0f} img/s" if t_torch else "skipped") + f" | jaxlabs/PyTorch {ratio}",
                       flush=True)

@@ -16,6 +16,9 @@ def test_conv_benchmark_measures_each_member_count_and_plan(tmp_path, capsys):
     assert "| cnn | 2 | map |" in capsys.readouterr().out
 
 
-def test_conv_benchmark_rejects_an_unknown_plan():
-    with pytest.raises(SystemExit, match="--conv-plans: 'hybrid:2' is not a plan"):
-        benchmark.main(["--conv", "--models", "cnn", "--conv-plans", "vmap,hybrid:2", "--skip-torch"])
+@pytest.mark.parametrize("plans, message", [("vmap,hybrid", "--conv-plans: 'hybrid' is not a plan; use auto"),
+                                             ("map,auto", "--conv-plans: name the plans to time"),
+                                             (",", "--conv-plans: name the plans to time")])
+def test_conv_benchmark_rejects_what_is_not_a_plan_to_time(plans, message):
+    with pytest.raises(SystemExit, match=message):
+        benchmark.main(["--conv", "--models", "cnn", "--conv-plans", plans, "--skip-torch"])

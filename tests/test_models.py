@@ -144,7 +144,7 @@ def test_the_engine_compiles_its_programs_with_the_compile_options(monkeypatch):
     task = get_task("fit-log2cos")
     trainer, data = task.build(task.resolve_static(n=40, width=4, depth=1, epochs=2))
     monkeypatch.setattr(sweep, "compiler_options", lambda: {YNN_FUSION_TYPE: "LIBRARY_FUSION_TYPE_NO_SUCH_TYPE"})
-    with pytest.raises(Exception, match="NO_SUCH_TYPE"):
+    with pytest.raises(RuntimeError, match="NO_SUCH_TYPE"):  # jax.errors.JaxRuntimeError
         sweep.run_group(trainer, data, [0], {"lr": [0.01], "tolerance": [0.0]}, plan=Plan("vmap"), progress=False)
 
 
