@@ -50,7 +50,8 @@ import numpy as np
 
 from jaxlabs.cli import ArgumentParser, fail, int_at_least
 from jaxlabs.data import load_dataset
-from jaxlabs.results import atomic_write_text, mean_std
+from jaxlabs import atomic
+from jaxlabs.results import mean_std
 from jaxlabs.sweep import run_sweep
 from jaxlabs.tasks import get_task
 
@@ -349,7 +350,7 @@ def _interrupt_after():
 def save_f_json(path, doc: dict) -> None:
     """Write ``doc`` aside, then rename it over ``path``: the file always holds whole seeds."""
     with _interrupt_after():
-        atomic_write_text(Path(path), json.dumps(doc, indent=1))
+        atomic.write_json(Path(path), doc)
 
 
 def open_f_json(path, config: dict) -> dict:

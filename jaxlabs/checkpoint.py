@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlabs import atomic
+
 CHECKPOINT_DIR = ".checkpoint"
 EVERY_FORMS = "seconds with an optional unit: 30s, 5m, 1h; 0 turns checkpoints off"
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -123,16 +125,6 @@ def _short(x: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _save_npz(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def remove(path: Path) -> None:
     """Delete a folder atomically: renamed aside first, so a kill while deleting never leaves half
     a checkpoint that looks whole (what is left aside is removed by the next :meth:`StudyCheckpoint.open`)."""
@@ -146,9 +138,7 @@ def remove(path: Path) -> None:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from jaxlabs.results import atomic_write_text
-
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True))
+    atomic.write_json(path, obj, sort_keys=True)
 
 
 class StudyCheckpoint:
@@ -255,7 +245,7 @@ class StudyCheckpoint:
                 if f.name not in ("static", "seeds", *_ARRAYS)}
         arrays = {"meta": np.asarray(json.dumps(meta)), "seeds": result.seeds,
                   **{f"{part}/{k}": v for part in _ARRAYS for k, v in getattr(result, part).items()}}
-        _save_npz(self.folder / f"group-{g}.npz", arrays)
+        atomic.write_npz(self.folder / f"group-{g}.npz", arrays)
         self._drop_waves()
         self.position = None
         if _interrupt["requested"] and not last:

@@ -24,6 +24,7 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
+from jaxlabs import atomic
 from jaxlabs.models.conv import compiler_options
 
 PLAN_FORMS = "auto, vmap, map or hybrid:K (K >= 1 members vmapped at a time)"
@@ -187,8 +188,6 @@ def remember_plan(key: str, entry: dict) -> None:
         except (OSError, ValueError):
             table = {}
         table[key] = entry
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        atomic.write_json(path, table, sort_keys=True)
     except OSError:
         pass

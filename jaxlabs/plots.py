@@ -1,7 +1,6 @@
 """Figures for sweeps and reports (matplotlib, Agg backend: works with no screen)."""
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
@@ -12,7 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxlabs.results import atomic_write_text, format_table  # noqa: E402
+from jaxlabs import atomic  # noqa: E402
+from jaxlabs.results import format_table  # noqa: E402
 
 
 def _label(name: str, value) -> str:
@@ -50,7 +50,7 @@ def curves_band(path: Path, curves: np.ndarray, settings: Sequence, setting_name
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path, dpi=120)
+    atomic.write_figure(path, fig, dpi=120)
 
 
 def true_vs_pred(path: Path, panels: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str = "") -> None:
@@ -70,7 +70,7 @@ def true_vs_pred(path: Path, panels: Sequence[tuple[str, np.ndarray, np.ndarray]
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, path, dpi=120)
+    atomic.write_figure(path, fig, dpi=120)
 
 
 def fitted_curves(path: Path, x: np.ndarray, truth: np.ndarray,
@@ -92,7 +92,7 @@ def fitted_curves(path: Path, x: np.ndarray, truth: np.ndarray,
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, path, dpi=120)
+    atomic.write_figure(path, fig, dpi=120)
 
 
 def confusion_heatmaps(path: Path, mats: Sequence[tuple[str, np.ndarray]], title: str = "") -> None:
@@ -118,16 +118,7 @@ def confusion_heatmaps(path: Path, mats: Sequence[tuple[str, np.ndarray]], title
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
     if title:
         fig.suptitle(title, fontsize=10)
-    _save(fig, path, dpi=130)
-
-
-def _save(fig, path: Path, dpi: int) -> None:
-    """Save aside, then rename into place (a crash never leaves half a PNG), and free the figure."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    atomic.write_figure(path, fig, dpi=130)
 
 
 class _quiet_nan:
@@ -209,6 +200,6 @@ def study_figures(study, task, result, out: Path) -> list[str]:
             rows = [[lab] + [f"{pc[labels == lab][:, c].mean():.3f}" for c in range(pc.shape[1])] for lab in order]
             table = format_table(["setting", *[str(c) for c in range(pc.shape[1])]], rows)
             heading = "## Per-class test accuracy (mean over seeds)" + (f" on {data}" if data else "")
-            atomic_write_text(out / "per_class.md", heading + "\n\n" + table)
+            atomic.write_text(out / "per_class.md", heading + "\n\n" + table)
             names.append("per_class.md")
     return names

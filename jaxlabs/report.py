@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Collection, Sequence
 
-from jaxlabs.results import atomic_write_text, fmt_num, format_table, mean_std
+from jaxlabs import atomic
+from jaxlabs.results import fmt_num, format_table, mean_std
 from jaxlabs.studies import SEED_TEST_LEVEL, Claim, ClaimVerdict, MetricDirection, Original, Outcome, Study
 
 METRIC_NAMES = {"converged_epoch": "epochs to converge"}
@@ -157,5 +158,5 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
         lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures if not f.endswith(".md")] + [""]
     for f in per_class:
         lines += [(out / f).read_text(), ""]
-    atomic_write_text(out / "report.md", "\n".join(lines))
+    atomic.write_text(out / "report.md", "\n".join(lines))
     return verdict, lines, table

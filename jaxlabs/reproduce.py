@@ -26,7 +26,8 @@ from jaxlabs.checkpoint import CHECKPOINT_DIR, StudyCheckpoint, code_version
 from jaxlabs.checkpoint import remove as remove_checkpoint
 from jaxlabs.plots import study_figures
 from jaxlabs.report import write_report
-from jaxlabs.results import atomic_write_text, summarize_setting, write_curves, write_records
+from jaxlabs import atomic
+from jaxlabs.results import summarize_setting, write_curves, write_records
 from jaxlabs.studies import Setting, Study
 from jaxlabs.sweep import EngineOptions, Member, SweepResult, run_grid
 from jaxlabs.tasks import get_task
@@ -224,7 +225,7 @@ def rewrite_report(study: Study, out: Path) -> dict:
     verdict, lines, table = write_report(study, task, summary, figures, meta.get("seeds", []), wall,
                                          bool(meta.get("quick")), out, meta.get("command", ""),
                                          meta.get("data", []))
-    atomic_write_text(path, json.dumps({**meta, "verdict": verdict}, indent=1))
+    atomic.write_json(path, {**meta, "verdict": verdict})
     return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
             "quick": bool(meta.get("quick")), "lines": lines, "table": table, "figures": figures}
 
@@ -274,4 +275,4 @@ def write_index(results: list[dict], skipped: list[tuple[str, str]], out: Path) 
         lines.append(f"| [{key}]({rel}/report.md) | {r['title']} | {verdict} | {r['wall_s']:.0f} s | {run_by} |")
     if skipped:
         lines += ["", "## Skipped", ""] + [f"- {k}: {why}" for k, why in skipped]
-    atomic_write_text(out / "index.md", "\n".join(lines) + "\n")
+    atomic.write_text(out / "index.md", "\n".join(lines) + "\n")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from jaxlabs import atomic
 from jaxlabs.sweep import SweepResult
 
 
@@ -74,33 +74,15 @@ def check_writable(out: str | os.PathLike) -> Path:
     return path
 
 
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def _clean(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` aside, then rename it into place: a crash never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, an interrupt: the earlier file stays, and no half copy beside it
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_records(out: Path, records: Sequence[dict], meta: dict) -> None:
     """``results.json`` (meta + one object per member; NaN written as null) and ``results.csv``."""
     out = Path(out)
     rows = [{k: _clean(v) for k, v in r.items()} for r in records]
-    atomic_write_text(out / "results.json", json.dumps({**meta, "members": rows}, indent=1, default=_json_default))
+    atomic.write_json(out / "results.json", {**meta, "members": rows})
     columns: list[str] = []
     for r in records:
         columns += [k for k in r if k not in columns]
@@ -109,7 +91,7 @@ def write_records(out: Path, records: Sequence[dict], meta: dict) -> None:
     w.writeheader()
     for r in records:
         w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
-    atomic_write_text(out / "results.csv", buf.getvalue())
+    atomic.write_text(out / "results.csv", buf.getvalue())
 
 
 def write_curves(out: Path, result: SweepResult) -> None:
@@ -131,10 +113,4 @@ def write_curves(out: Path, result: SweepResult) -> None:
             arrays[f"final_{name}"] = np.concatenate([g.final[name] for g in groups])
     arrays["status"] = np.concatenate([g.final["status"] for g in groups])
     arrays["stop_epoch"] = np.concatenate([g.final["stop_epoch"] for g in groups])
-    tmp = Path(out) / ".curves.npz.tmp.npz"
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, Path(out) / "curves.npz")
-    except BaseException:  # as atomic_write_text: no half-written archive left beside the earlier one
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write_npz(Path(out) / "curves.npz", arrays, compressed=True)

@@ -172,13 +172,13 @@ def test_ctrl_c_loses_only_the_running_seed(data_dir, tmp_path, capsys, monkeypa
 
 
 def test_ctrl_c_while_a_seed_is_written_waits_for_the_file(tmp_path, monkeypatch):
-    real_write = tc.atomic_write_text
+    real_write = tc.atomic.write_json
 
-    def write(path, text):
+    def write(path, doc):
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of saving
-        real_write(path, text)
+        real_write(path, doc)
 
-    monkeypatch.setattr(tc, "atomic_write_text", write)
+    monkeypatch.setattr(tc.atomic, "write_json", write)
     handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         tc.save_f_json(tmp_path / "f.json", {"lab": "F", "torch_seeds": [{"seed": 0}]})
