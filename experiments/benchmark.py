@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlabs.cli import ArgumentParser, int_at_least, positive_float_list
-from jaxlabs.sweep import grid_members, run_group
+from jaxlabs.sweep import EngineOptions, grid_members, run_group
 from jaxlabs.tasks import get_task
 from jaxlabs.train import make_train
 
@@ -178,7 +178,7 @@ def main(argv=None) -> int:
           f"width {args.width}, depth {args.depth}, {args.epochs} epochs each, on {machine['backend']} "
           f"({machine['device']}, {machine['cpu_count']} CPUs)")
 
-    swept = run_group(trainer, data, member_seeds, hp, chunk=task.chunk, progress=False)
+    swept = run_group(trainer, data, member_seeds, hp, progress=False, options=EngineOptions(chunk=task.chunk))
     t_vmap = swept.run_s
     print(f"  vmapped grid        : {t_vmap:8.2f} s  (+{swept.compile_s:.1f} s compile)")
 

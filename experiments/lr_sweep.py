@@ -1,4 +1,4 @@
-"""Learning-rate sweep: every (learning rate, seed) member trained in one vmapped program.
+"""Learning-rate sweep: every (learning rate, seed) member of a task, trained together by the engine.
 
     python -m experiments.lr_sweep                       # Lab A, N=2000, lr 0.001/0.01/0.1, 3 seeds
     python -m experiments.lr_sweep --lr 0.003,0.01 --seeds 8 --epochs 20000 --out runs/lr
@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, durable, engine_options, fail,
+from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, durable, engine_error, engine_options, fail,
+                         output_lock,
                          int_at_least, interrupted, is_writer, plan_line, positive_float_list, start_processes)
 from jaxlabs.options import OptionError
 from jaxlabs.tasks import TASKS, get_task
@@ -41,7 +42,8 @@ def _option_type(option):
 
 def build_parser(task) -> ArgumentParser:
     p = ArgumentParser(
-        prog=PROG, description="Train a grid of learning rates x seeds as one vmapped program; print a "
+        prog=PROG, description="Train a grid of learning rates x seeds together (one compiled program per static "
+        "configuration, members batched or looped on the device as the plan says); print a "
         "table per learning rate and save results.json, results.csv, curves.npz, report.md and plots.",
         epilog=f"tasks: {', '.join(sorted(TASKS))}. `{PROG} --task NAME --help` lists that task's options.")
     p.add_argument("--task", default=DEFAULT_TASK, choices=sorted(TASKS),
@@ -130,7 +132,7 @@ def main(argv=None) -> int:
         static = task.resolve_static(**{k: v for k, v in given.items() if k in task.static_defaults})
         task.check(static)
         traced = task.hparams(**{k: v for k, v in given.items() if k in task.traced_defaults})
-        engine = engine_options(args)
+        engine = engine_options(PROG, args)
     except ValueError as e:
         fail(PROG, str(e))
     out = args.out or f"runs/{task.name}-lr-sweep"
@@ -138,35 +140,38 @@ def main(argv=None) -> int:
         out = check_writable(out) if is_writer() else Path(out)
     except OSError as e:
         fail(PROG, f"argument --out: cannot write to {out!r} ({e.strerror or e}); choose a writable folder")
-    lrs = args.lr or list(task.lr_grid)
-    study = sweep_study(task, static, lrs, traced)
-    seeds = list(range(args.seeds))
-    print(f"{task.description}\n{' '.join(f'{k}={v}' for k, v in static.items())}\n{len(lrs)} learning rates x "
-          f"{len(seeds)} seeds = {len(lrs) * len(seeds)} members; up to {static['epochs']} epochs")
-    t0 = time.perf_counter()
-    try:
-        with durable(args):
-            r = run_study(study, seeds, out, progress=not args.no_progress, engine=engine,
-                          command=" ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
-                          checkpoint_every=args.checkpoint_every, fresh=args.fresh)
-    except KeyboardInterrupt as e:
-        return interrupted(PROG, e)
-    except (ValueError, FileNotFoundError, MemoryError) as e:  # e.g. a dataset that is not on this machine
-        fail(PROG, str(e))
-    except OSError as e:  # a full disk or lost permission while writing the results
-        fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
-    checkpoint.clear(out)
-    if not is_writer():
-        plans = "; ".join(plan_line(g) for g in r["timing"])
-        print(f"process {args.process_id}: trained its share of the members ({plans}); process 0 wrote {out}")
+        with output_lock(PROG, out):  # one run at a time writes to --out
+        lrs = args.lr or list(task.lr_grid)
+        study = sweep_study(task, static, lrs, traced)
+        seeds = list(range(args.seeds))
+        print(f"{task.description}\n{' '.join(f'{k}={v}' for k, v in static.items())}\n{len(lrs)} learning rates x "
+              f"{len(seeds)} seeds = {len(lrs) * len(seeds)} members; up to {static['epochs']} epochs")
+        t0 = time.perf_counter()
+        try:
+            with durable(args):
+                r = run_study(study, seeds, out, progress=not args.no_progress, engine=engine,
+                              command=" ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
+                              checkpoint_every=args.checkpoint_every, fresh=args.fresh)
+        except KeyboardInterrupt as e:
+            return interrupted(PROG, e)
+        except MemoryError as e:  # one member does not fit the memory limit
+            engine_error(PROG, e)
+        except (ValueError, FileNotFoundError) as e:  # e.g. a dataset that is not on this machine
+            fail(PROG, str(e))
+        except OSError as e:  # a full disk or lost permission while writing the results
+            fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
+        checkpoint.clear(out)
+        if not is_writer():
+            plans = "; ".join(plan_line(g) for g in r["timing"])
+            print(f"process {args.process_id}: trained its share of the members ({plans}); process 0 wrote {out}")
+            return 0
+        print("\n" + r["table"])
+        for g in r["timing"]:
+            print(f"compile {g['compile_s']:.1f} s, train {g['run_s']:.1f} s for {g['members']} members "
+                  f"x {g['epochs_run']} epochs; {plan_line(g)}")
+        print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, results.json, results.csv, "
+              f"curves.npz, {', '.join(f for f in r['figures'] if f.endswith('.png'))}")
         return 0
-    print("\n" + r["table"])
-    for g in r["timing"]:
-        print(f"compile {g['compile_s']:.1f} s, train {g['run_s']:.1f} s for {g['members']} members "
-              f"x {g['epochs_run']} epochs; {plan_line(g)}")
-    print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, results.json, results.csv, "
-          f"curves.npz, {', '.join(f for f in r['figures'] if f.endswith('.png'))}")
-    return 0
 
 
 if __name__ == "__main__":

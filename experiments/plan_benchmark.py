@@ -52,8 +52,8 @@ def plans_for(members: int) -> list:
 def time_group(trainer, data, traced: dict, chunk: int, members: int, plan, devices) -> dict:
     hp = {k: [v] * members for k, v in traced.items()}
     t0 = time.perf_counter()
-    g = run_group(trainer, data, list(range(members)), hp, chunk=chunk, progress=False, plan=plan,
-                  plan_key=None, devices=devices)
+    g = run_group(trainer, data, list(range(members)), hp, progress=False,
+                  plan_key=None, options=EngineOptions(chunk=chunk, plan=plan, devices=len(devices)))
     train_s = time.perf_counter() - t0 - g.compile_s  # auto: its probe included
     return {"train_s": train_s, "plan": g.plan, "compile_s": g.compile_s, "epochs": g.epochs_run,
             "images": int(len(data["x_train"])) if "x_train" in data else None}

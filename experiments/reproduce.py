@@ -16,7 +16,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, durable, engine_options, fail,
+from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, durable, engine_error, engine_options, fail,
+                         output_lock,
                          int_at_least, interrupted, is_writer, plan_line, start_processes)
 
 PROG = "python -m experiments.reproduce"
@@ -27,7 +28,8 @@ def parse_args(argv=None):
                        "over seeds and the original numbers beside them.")
     p.add_argument("study", nargs="?", help="a study (e.g. A-lr), a lab letter (A) or all; see --list")
     p.add_argument("--list", action="store_true", help="list every study with its grid and exit")
-    p.add_argument("--seeds", type=int_at_least(1), default=5, help="seeds per setting (default: %(default)s)")
+    p.add_argument("--seeds", type=int_at_least(1), default=None,
+                   help="seeds per setting (default: 5; 2 with --quick)")
     p.add_argument("--quick", action="store_true",
                    help="a tiny version of each study (few seeds' worth of epochs, small data): for tests")
     p.add_argument("--out", default="runs/reproduce", help="output folder (default: %(default)s)")
@@ -69,7 +71,7 @@ def main(argv=None) -> int:
     if not (args.list or args.report_only):
         start_processes(PROG, args)  # before anything touches JAX
     from jaxlabs import checkpoint
-    from jaxlabs.checkpoint import CheckpointMismatch
+    from jaxlabs.checkpoint import CheckpointDamaged, CheckpointMismatch
     from jaxlabs.data import DatasetNotFoundError
     from jaxlabs.report import ran_line
     from jaxlabs.reproduce import chosen_settings, rewrite_report, run_study, write_index
@@ -92,71 +94,73 @@ def main(argv=None) -> int:
         except ValueError as e:
             fail(PROG, f"argument --setting: {e}")
     try:
-        engine = engine_options(args)
+        engine = engine_options(PROG, args)
     except ValueError as e:
         fail(PROG, str(e))
     try:
         out = check_writable(args.out) if is_writer() else Path(args.out)
     except OSError as e:
         fail(PROG, f"argument --out: cannot write to {args.out!r} ({e.strerror or e}); choose a writable folder")
-    seeds = list(range(min(args.seeds, 2) if args.quick and args.seeds == 5 else args.seeds))
-    command = " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
-    results, skipped = [], []
-    if args.report_only:
-        rewritten = 0
-        for study in studies:
-            try:
-                r = rewrite_report(study, out / study.key)
-            except (OSError, ValueError) as e:
-                if len(studies) == 1:
+    seeds = list(range(args.seeds if args.seeds is not None else 2 if args.quick else 5))
+    with output_lock(PROG, out):  # one run at a time writes to --out
+        command = " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+        results, skipped = [], []
+        if args.report_only:
+            rewritten = 0
+            for study in studies:
+                try:
+                    r = rewrite_report(study, out / study.key)
+                except (OSError, ValueError) as e:
+                    if len(studies) == 1:
+                        fail(PROG, str(e))
+                    print(f"   {study.key}: skipped: {e}")
+                    continue
+                rewritten += 1
+                print(f"{study.key}: {r['verdict']} -> {r['out']}/report.md")
+            if not rewritten:
+                fail(PROG, f"no study of {args.study!r} has saved results in {out}: run it first (without --report-only)")
+            write_index([], [], Path(out))  # every folder is an earlier run: listed with its command
+            print(f"\nindex: {out}/index.md ({rewritten} report{'' if rewritten == 1 else 's'} rewritten)")
+            return 0
+        try:  # Ctrl-C between two studies too: one line, exit 130
+            for study in studies:
+                ran = ran_line(study, {s.label for s in chosen_settings(study, args.setting, args.quick)})
+                print(f"\n== {study.key}: {study.title} ({ran} x {len(seeds)} seeds)")
+                try:
+                    with durable(args):
+                        r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,
+                                      progress=not args.no_progress, command=command, engine=engine,
+                                      checkpoint_every=args.checkpoint_every, fresh=args.fresh,
+                                      settings=args.setting)
+                except KeyboardInterrupt as e:
+                    return interrupted(PROG, e)
+                except (CheckpointMismatch, CheckpointDamaged) as e:  # never skipped, never mixed
                     fail(PROG, str(e))
-                print(f"   {study.key}: skipped: {e}")
-                continue
-            rewritten += 1
-            print(f"{study.key}: {r['verdict']} -> {r['out']}/report.md")
-        if not rewritten:
-            fail(PROG, f"no study of {args.study!r} has saved results in {out}: run it first (without --report-only)")
-        write_index([], [], Path(out))  # every folder is an earlier run: listed with its command
-        print(f"\nindex: {out}/index.md ({rewritten} report{'' if rewritten == 1 else 's'} rewritten)")
+                except (DatasetNotFoundError, ValueError) as e:  # data missing or broken: skipped among several
+                    if len(studies) == 1:
+                        fail(PROG, str(e))
+                    skipped.append((study.key, str(e)))
+                    print(f"   skipped: {e}")
+                    continue
+                except MemoryError as e:  # one member does not fit: nothing of this study can run
+                    e.args = (f"{study.key}: {e}",)
+                    engine_error(PROG, e)
+                except OSError as e:  # a full disk or lost permission while writing the results
+                    fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
+                results.append(r)
+                if not is_writer():
+                    continue
+                print(r["table"])
+                print("\n".join(f"   {', '.join(g['settings'])}: {plan_line(g)}" for g in r["timing"]))
+                print(f"   verdict: {r['verdict']} ({r['wall_s']:.0f} s) -> {r['out']}/report.md")
+            if is_writer():
+                write_index(results, skipped, Path(out))  # with the studies run into this folder before
+            for study in studies:  # all done: a later run of this command starts afresh
+                checkpoint.clear(out / study.key)
+        except KeyboardInterrupt as e:
+            return interrupted(PROG, e)
+        print(f"\nindex: {out}/index.md ({len(results)} studies run, {len(skipped)} skipped)")
         return 0
-    try:  # Ctrl-C between two studies too: one line, exit 130
-        for study in studies:
-            ran = ran_line(study, {s.label for s in chosen_settings(study, args.setting, args.quick)})
-            print(f"\n== {study.key}: {study.title} ({ran} x {len(seeds)} seeds)")
-            try:
-                with durable(args):
-                    r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,
-                                  progress=not args.no_progress, command=command, engine=engine,
-                                  checkpoint_every=args.checkpoint_every, fresh=args.fresh,
-                                  settings=args.setting)
-            except KeyboardInterrupt as e:
-                return interrupted(PROG, e)
-            except CheckpointMismatch as e:  # another run's checkpoint: never skipped, never mixed
-                fail(PROG, str(e))
-            except (DatasetNotFoundError, ValueError) as e:  # data missing or broken: skipped among several
-                if len(studies) == 1:
-                    fail(PROG, str(e))
-                skipped.append((study.key, str(e)))
-                print(f"   skipped: {e}")
-                continue
-            except MemoryError as e:  # one member does not fit: nothing of this study can run
-                fail(PROG, f"{study.key}: {e}")
-            except OSError as e:  # a full disk or lost permission while writing the results
-                fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
-            results.append(r)
-            if not is_writer():
-                continue
-            print(r["table"])
-            print("\n".join(f"   {', '.join(g['settings'])}: {plan_line(g)}" for g in r["timing"]))
-            print(f"   verdict: {r['verdict']} ({r['wall_s']:.0f} s) -> {r['out']}/report.md")
-        if is_writer():
-            write_index(results, skipped, Path(out))  # with the studies run into this folder before
-        for study in studies:  # all done: a later run of this command starts afresh
-            checkpoint.clear(out / study.key)
-    except KeyboardInterrupt as e:
-        return interrupted(PROG, e)
-    print(f"\nindex: {out}/index.md ({len(results)} studies run, {len(skipped)} skipped)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 
 from jaxlabs import scratch
 from jaxlabs.cli import ArgumentParser, fail, int_at_least
-from jaxlabs.sweep import run_group
+from jaxlabs.sweep import EngineOptions, run_group
 from jaxlabs.tasks.scratch import OPTIMIZERS, ScratchTask
 
 PROG = "python -m experiments.scratch_vs_library"
@@ -49,7 +49,7 @@ def time_paths(args) -> dict:
     for path in ("scratch", "library"):
         static = task.resolve_static(path=path, optimizer=args.optimizer, epochs=args.epochs, data_dir=args.data_dir)
         trainer, data = task.build(static)
-        r = run_group(trainer, data, seeds, hp, static=static, chunk=args.epochs, progress=False)
+        r = run_group(trainer, data, seeds, hp, static=static, progress=False, options=EngineOptions(chunk=args.epochs))
         out[path] = {"compile_s": r.compile_s, "run_s": r.run_s, "test_acc": r.final["test_acc"].tolist(),
                      "test_loss": r.final["test_loss"].tolist(), "steps": int(r.final["steps"][0])}
     return out

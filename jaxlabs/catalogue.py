@@ -1,4 +1,4 @@
-"""The studies of LABS.md, with the numbers and conclusions the original reports got:
+"""The studies of the five lab reports, with the numbers and conclusions the original reports got:
 :data:`STUDIES`, a plain tuple, and :func:`resolve` to pick some by name.
 
 Budgets: the Lab A report allowed 20000-30000 epochs per run; where a full budget would take hours

@@ -7,13 +7,18 @@ study's checkpoint lives in ``OUT/.checkpoint/``:
 - ``config.json``: the run's configuration (members, engine options, code version); a run with
   another configuration refuses to resume from it (:class:`CheckpointMismatch`);
 - ``group-<g>.npz``: a finished static group's results, written as it ends;
-- ``wave/<step>/``: the running wave (orbax-checkpoint: the members' ``MemberState``, typed keys
-  included, the host-side logs and the position as JSON), every ``every`` seconds, the latest
-  only; orbax writes a step aside and renames it, so a kill leaves the previous step whole;
+- ``wave/<step>/``: the running wave (orbax-checkpoint: the engine's
+  :class:`jaxlabs.engine.wave.WaveState` as it is, typed keys included; the finished waves' results;
+  the position and auto's decision as JSON), every ``every`` seconds; the two latest are kept, and
+  one that does not read back whole (a disk error, a copy cut short) is passed over for the one
+  before it, with a note (:class:`CheckpointDamaged` when neither reads); orbax writes a step aside
+  and renames it, so a kill leaves the previous step whole;
 - ``finished``: the study's results are published; the command removes the folder when all its
   studies are done (a resumed multi-study command skips the finished ones).
 
-Checkpoints are taken between chunks (the host loop), never inside a compiled program.
+Checkpoints are taken between chunks (the host loop), never inside a compiled program. While a
+run writes to a folder it holds the folder's lock (:func:`jaxlabs.lock.lock_output`): a second run into the same
+folder stops at once.
 """
 from __future__ import annotations
 
@@ -37,6 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlabs import atomic
+from jaxlabs.engine.group import GroupResult
+from jaxlabs.engine.wave import WaveState, template
 
 CHECKPOINT_DIR = ".checkpoint"
 EVERY_FORMS = "seconds with an optional unit: 30s, 5m, 1h; 0 turns checkpoints off"
@@ -70,15 +77,38 @@ class CheckpointMismatch(ValueError):
     """The output folder holds the checkpoint of a run with another configuration."""
 
 
+class CheckpointDamaged(ValueError):
+    """The output folder's checkpoint cannot be read back (and no earlier one can either)."""
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    text = text.split(" [tensorstore_spec=")[0]
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+    """orbax logs each failed read of a damaged checkpoint from its background tasks; the caller
+    says it in one line instead."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("asyncio", "absl")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, taken at a chunk boundary once the checkpoint is written; the message says where."""
 
 
 _interrupt = {"requested": False}
-
-
-def interrupt_requested() -> bool:
-    return _interrupt["requested"]
 
 
 @contextlib.contextmanager
@@ -178,15 +208,40 @@ class StudyCheckpoint:
             return f"resuming {self.label}: finished earlier, results in {self.folder.parent}"
         done = self._finished_groups()
         manager = self._wave_manager(create=False)
-        step = manager.latest_step() if manager is not None else None
+        steps = sorted(manager.all_steps()) if manager is not None else []
+        step, note = self._readable(steps)
+        if steps:
+            self._step = steps[-1] + 1
         if step is not None:
-            self._step = step + 1
             position = self._restore(step, position=True)["position"]
             if position["group"] == len(done):  # else stale: its group finished after it was written
                 self.position, self.resume_step = position, step
                 waves = f", wave {position['wave'] + 1}/{len(position['waves'])}" if len(position["waves"]) > 1 else ""
-                return f"resuming {self.label} [{position['settings']}] from epoch {position['start']}{waves}"
-        return f"resuming {self.label} after {len(done)} finished group{'s' * (len(done) != 1)}" if done else None
+                return f"{note}resuming {self.label} [{position['settings']}] from epoch {position['start']}{waves}"
+        if done:
+            return f"{note}resuming {self.label} after {len(done)} finished group{'s' * (len(done) != 1)}"
+        return note.rstrip("; ") or None
+
+    def _readable(self, steps: list[int]) -> tuple[Optional[int], str]:
+        """The newest wave checkpoint that reads back whole (every array), and a note when a newer
+        one is damaged (a disk error, a copy cut short); CheckpointDamaged when none reads."""
+        if not steps:
+            return None, ""
+        reason = ""
+        for step in reversed(steps):
+            try:
+                with _quiet_orbax():
+                    self._manager.restore(step)  # every item, as saved: only to read each byte once
+            except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many kinds for one cause
+                reason = reason or _first_line(e)
+                continue
+            if step == steps[-1]:
+                return step, ""
+            return step, (f"the newest checkpoint in {self.folder} is damaged ({reason}); going back to the "
+                          "previous one; ")
+        raise CheckpointDamaged(
+            f"the checkpoint in {self.folder} is damaged and cannot be read ({reason}); add --fresh to discard it "
+            "and start over")
 
     def _finished_groups(self) -> list[int]:
         found = {int(m.group(1)) for p in self.folder.glob("group-*.npz") if (m := re.fullmatch(r"group-(\d+)\.npz", p.name))}
@@ -198,17 +253,19 @@ class StudyCheckpoint:
 
             self.folder.mkdir(parents=True, exist_ok=True)
             self._manager = ocp.CheckpointManager(
-                (self.folder / "wave").absolute(), options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+                (self.folder / "wave").absolute(), options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
         return self._manager
 
-    def _restore(self, step: int, *, position: bool = False, host: bool = False, device: Any = None) -> dict:
+    def _restore(self, step: int, *, position: bool = False, earlier: bool = False, wave: Any = None) -> dict:
         import orbax.checkpoint as ocp
 
         items = {"position": ocp.args.JsonRestore()} if position else {}
-        if host:
-            items["host"] = ocp.args.StandardRestore()
-        if device is not None:
-            items["device"] = ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, device))
+        if earlier:
+            items["earlier"] = ocp.args.StandardRestore()
+        if wave is not None:  # device arrays as placed in the template, host arrays as NumPy arrays
+            abstract = jax.tree.map(lambda x: ocp.utils.to_shape_dtype_struct(x) if isinstance(x, jax.Array) else x,
+                                    wave)
+            items["wave"] = ocp.args.StandardRestore(abstract)
         return self._manager.restore(step, args=ocp.args.Composite(**items))
 
     def _ensure_config(self) -> None:
@@ -220,8 +277,6 @@ class StudyCheckpoint:
     def finished_group(self, g: int, static: dict):
         """The results of group ``g`` when an earlier run finished it, else None (``static``: the
         group's own, whose values JSON would not give back as they were, e.g. tuples)."""
-        from jaxlabs.sweep import GroupResult
-
         path = self.folder / f"group-{g}.npz"
         if not path.is_file():
             return None
@@ -261,18 +316,20 @@ class StudyCheckpoint:
         """A wave checkpoint is due: ``every`` seconds since the last one (or the start), or Ctrl-C."""
         return _interrupt["requested"] or time.monotonic() - self._last >= self.every
 
-    def save_wave(self, position: dict, device: dict, host: dict) -> None:
-        """Write a wave checkpoint (orbax writes it in the background); after Ctrl-C, wait for it
-        to be on disk and raise :class:`Interrupted`."""
+    def save_wave(self, position: dict, wave: WaveState, earlier: dict) -> None:
+        """Write a wave checkpoint (orbax writes it in the background): the running ``wave`` as it
+        is, the finished waves' results (``earlier``) and the ``position`` (JSON); after Ctrl-C,
+        wait for it to be on disk and raise :class:`Interrupted`."""
         import orbax.checkpoint as ocp
 
         self._ensure_config()
         manager = self._wave_manager(create=True)
         # copies: the engine donates the state to its next chunk while orbax writes in the background
-        device = jax.tree.map(jnp.copy, device)
-        manager.save(self._step, args=ocp.args.Composite(
-            device=ocp.args.StandardSave(device), host=ocp.args.StandardSave(host),
-            position=ocp.args.JsonSave(_jsonable(position))))
+        wave = jax.tree.map(lambda x: jnp.copy(x) if isinstance(x, jax.Array) else np.array(x), wave)
+        items = {"wave": ocp.args.StandardSave(wave), "position": ocp.args.JsonSave(_jsonable(position))}
+        if earlier:  # the first wave has none (orbax saves no empty item)
+            items["earlier"] = ocp.args.StandardSave(earlier)
+        manager.save(self._step, args=ocp.args.Composite(**items))
         self._step += 1
         self._last = time.monotonic()
         if _interrupt["requested"]:
@@ -327,34 +384,25 @@ class GroupCheckpoint:
         """The curves, finals and epochs run of the waves that finished before the checkpoint."""
         if self.position is None or not self.position["wave"]:
             return [], [], 0
-        host = self.study._restore(self.study.resume_step, host=True)["host"]["earlier"]
-        ws = [host[str(w)] for w in range(self.position["wave"])]
+        earlier = self.study._restore(self.study.resume_step, earlier=True)["earlier"]
+        ws = [earlier[str(w)] for w in range(self.position["wave"])]
         return [w["curves"] for w in ws], [w["final"] for w in ws], int(self.position["earlier_run"])
 
-    def restore_wave(self, template, take) -> tuple:
-        """The saved wave as ``_train_wave`` holds it, from a fresh state (its structure, dtypes and
-        placement; ``take(tree, idx)``: the engine's way to pick members): (state, full, held,
-        active, status, pieces, start)."""
-        p = self.position
-        active = np.asarray(p["active"], int)
-        device = {"state": take(template, active), "full": template if p["compacted"] else None}
-        r = self.study._restore(self.study.resume_step, host=True, device=device)
-        host = r["host"]
-        return (r["device"]["state"], r["device"]["full"], dict(host["held"]) if p["compacted"] else {}, active,
-                np.asarray(host["status"]), [dict(host["logs"])], int(p["start"]))
+    def restore_wave(self, fresh: WaveState, placement) -> WaveState:
+        """The saved wave, restored into the shapes of ``fresh`` (the wave before its first chunk:
+        its structure, dtypes and placement) as the saved layout has them."""
+        shaped = template(fresh, self.position["layout"], placement)
+        wave = self.study._restore(self.study.resume_step, wave=shaped)["wave"]
+        return dataclasses.replace(wave, epoch=int(wave.epoch))
 
-    def save(self, wave: int, waves: list, decision: dict, earlier: tuple, *, state, full, held, active, status,
-             pieces, start) -> None:
-        """A chunk ended: checkpoint the wave if one is due."""
+    def save(self, wave: int, waves: list, decision, earlier: tuple, ws: WaveState) -> None:
+        """A chunk ended: checkpoint the running wave ``ws`` (wave ``wave`` of ``waves``), auto's
+        ``decision`` and the finished waves' results (``earlier``), if a checkpoint is due."""
         if not self.study.due():
             return
         curves, finals, earlier_run = earlier
         position = {"group": self.g, "settings": self.settings, "wave": wave, "waves": [list(map(int, w)) for w in waves],
-                    "start": int(start), "active": list(map(int, active)), "compacted": full is not None,
-                    "earlier_run": int(earlier_run),
-                    "decision": {"plan": None if decision["plan"] is None else str(decision["plan"]),
-                                 "source": decision["source"], "probe": decision["probe"]}}
-        logs = {k: np.concatenate([p[k] for p in pieces], axis=1) for k in pieces[0]}
-        host = {"status": np.array(status), "logs": logs, "held": dict(held),
-                "earlier": {str(w): {"curves": c, "final": f} for w, (c, f) in enumerate(zip(curves, finals))}}
-        self.study.save_wave(position, {"state": state, "full": full}, host)
+                    "start": int(ws.epoch), "layout": ws.layout, "earlier_run": int(earlier_run),
+                    "decision": decision.to_json()}
+        self.study.save_wave(position, ws, {str(w): {"curves": c, "final": f}
+                                            for w, (c, f) in enumerate(zip(curves, finals))})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -20,7 +21,7 @@ def fail(prog: str, message: str, code: int = 2):
     raise SystemExit(code)
 
 
-def _number(text: str, flag: str) -> float:
+def _number(text: str) -> float:
     try:
         return float(text)
     except ValueError:
@@ -34,7 +35,7 @@ def positive_float_list(flag: str, example: str):
         items = [t.strip() for t in text.split(",")]
         if not text.strip() or any(not t for t in items):
             raise argparse.ArgumentTypeError(f"{text!r} is empty or has an empty item; give a comma list such as {example}")
-        values = [_number(t, flag) for t in items]
+        values = [_number(t) for t in items]
         bad = [v for v in values if not (v > 0 and v != float("inf"))]
         if bad:
             raise argparse.ArgumentTypeError(f"{bad[0]:g} is not > 0; every value must be a positive number, e.g. {example}")
@@ -72,7 +73,8 @@ def _checked(parse, name: str):
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
     """How the engine runs each group: the flags both commands share."""
-    from jaxlabs.plans import MEMORY_FORMS, PLAN_FORMS, PRECISIONS, parse_memory, parse_plan, parse_precision
+    from jaxlabs.engine.memory import MEMORY_FORMS, parse_memory
+    from jaxlabs.engine.plans import PLAN_FORMS, PRECISIONS, parse_plan, parse_precision
 
     g = p.add_argument_group("engine")
     g.add_argument("--plan", type=_checked(lambda t: (t, parse_plan(t))[0], "plan"), default="auto",
@@ -116,11 +118,30 @@ def add_durability_flags(p: argparse.ArgumentParser) -> None:
 
 def durable(args):
     """While the command trains: Ctrl-C writes a checkpoint and stops (with checkpoints on)."""
-    import contextlib
 
     from jaxlabs.checkpoint import stop_at_checkpoint
 
     return stop_at_checkpoint() if args.checkpoint_every > 0 else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def output_lock(prog: str, out):
+    """While the command writes to ``out`` (process 0), no other run may: a second one stops at once
+    with one line naming the first (:func:`jaxlabs.lock.lock_output`)."""
+    from jaxlabs.lock import OutputInUse, lock_output
+
+    if not is_writer():
+        yield
+        return
+    try:
+        lock = lock_output(out)
+        lock.__enter__()
+    except OutputInUse as e:
+        fail(prog, f"argument --out: {e}")
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def interrupted(prog: str, e: KeyboardInterrupt) -> int:
@@ -133,14 +154,33 @@ def interrupted(prog: str, e: KeyboardInterrupt) -> int:
     return 130
 
 
-def engine_options(args):
-    from jaxlabs.plans import parse_plan
-    from jaxlabs.sweep import EngineOptions
+# the flag of each engine option, for engine errors (jaxlabs.engine.options.OptionError names the option)
+ENGINE_FLAGS = {"plan": "--plan", "memory_limit": "--memory-limit", "compaction": "--compaction",
+                "precision": "--precision", "devices": "--devices"}
+
+
+def engine_options(prog: str, args):
+    """The engine flags as EngineOptions; more devices than there are is the one-line error now,
+    before any work."""
+    from jaxlabs.engine.options import EngineOptions, OptionError
+    from jaxlabs.engine.plans import parse_plan
 
     options = EngineOptions(plan=parse_plan(args.plan), memory_limit=args.memory_limit,
                             compaction=args.compaction, precision=args.precision, devices=args.devices)
-    options.device_list()  # more devices than there are: the one-line error now, before any work
+    try:
+        options.device_list()
+    except OptionError as e:
+        engine_error(prog, e)
     return options
+
+
+def engine_error(prog: str, e: Exception):
+    """An engine error as the command's one line: ``argument --flag: ...`` for an option's problem
+    (an OptionError, or one member too large for the memory limit), exit 2."""
+    from jaxlabs.engine.memory import MemberTooLarge
+
+    option = "memory_limit" if isinstance(e, MemberTooLarge) else getattr(e, "option", None)
+    fail(prog, f"argument {ENGINE_FLAGS[option]}: {e}" if option in ENGINE_FLAGS else str(e))
 
 
 def _parse_address(text: str) -> str:

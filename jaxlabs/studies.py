@@ -2,8 +2,9 @@
 conclusions.
 
 A :class:`Study` varies one thing. Its settings that share a static configuration run as one
-vmapped program (their traced numbers differ per member); settings that change the program
-(depth, width, N, ...) run one after another. Each setting carries the original report's result
+static group of the engine (their traced numbers differ per member: one compiled program under
+the group's plan, or a few with waves and compaction); settings that change the program (depth,
+width, N, ...) run one group after another. Each setting carries the original report's result
 so the regenerated table can put it beside the distribution over seeds and say whether it fits.
 The report's conclusions are typed claims (:class:`Compare`, :class:`MoreConverged`,
 :class:`Similar`, :class:`GainsMore`), each decided by a one-sided test over the seeds, since a

@@ -20,8 +20,10 @@ per-member masks so no member ever waits on Python:
 - one random-number policy: every program is traced with jax's partitionable threefry (jax's
   default), pinned here so results do not depend on a user's global configuration.
 
-One member trained alone (:func:`make_train`) and a sweep (:mod:`jaxlabs.sweep`) run the same
-``run_epochs``; the sweep only chops the epochs into chunks to drive a progress bar.
+One member trained alone (:func:`make_train`) and a sweep run the same ``run_epochs``. The engine
+(:mod:`jaxlabs.engine`) runs it over many members under a plan, in chunks of epochs: between two
+chunks it ticks the progress bar, checkpoints, stops once no member runs, and repacks or reorders
+the members that still run.
 """
 from __future__ import annotations
 
@@ -71,7 +73,7 @@ class Trainer(NamedTuple):
         checkpoint, the carry's checkpointed keys hold their values from the best epoch.
     optimizer(hparams) -> optax.GradientTransformation, or None for a task that updates by hand.
     probe() -> (trainer, data): a cheaper version of the same program (fewer steps per epoch, the
-        same step) for timing plans (:func:`jaxlabs.sweep.probe_plans`); None: the engine probes a
+        same step) for timing plans (:class:`jaxlabs.engine.auto.Auto`); None: the engine probes a
         few epochs of this one.
     data_name: what the data is, as records, reports and figures name it ("" when the task has one
         fixed data source): e.g. "cifar10-jpeg (JPEG copy of CIFAR-10)", "synthetic (2048 random images)".
@@ -172,7 +174,7 @@ def run_epochs(trainer: Trainer, state: MemberState, hparams: HParams, data: Dat
         return jax.lax.scan(body, state, epochs)
     # one member at a time, a stopped one then costs nothing. Vmapped, the branches would become a
     # select that computes the chunk anyway (and changes how XLA fuses it: other roundings), so the
-    # batched plans do without (hybrid skips blocks of stopped members, vmap repacks: jaxlabs.sweep).
+    # batched plans do without (hybrid skips blocks of stopped members, vmap repacks: jaxlabs.engine.wave).
     # A per-epoch branch would skip the rest of the chunk where a member stops, but costs every
     # running epoch more than it saves (Lab A: 66 s against 60 s).
     return jax.lax.cond(state.status == RUNNING, lambda ms: jax.lax.scan(body, ms, epochs),
@@ -210,7 +212,7 @@ def finalize(trainer: Trainer, state: MemberState, hparams: HParams, data: Data)
 def make_train(trainer: Trainer) -> Callable[[jax.Array, HParams, Data], tuple[dict, dict]]:
     """``train(key, hparams, data) -> (curves, final)`` for one member, all epochs in one scan.
 
-    The same function vmapped over keys and hyperparameters is a sweep; :mod:`jaxlabs.sweep` runs
+    The same function vmapped over keys and hyperparameters is a sweep; :mod:`jaxlabs.engine` runs
     it in chunks instead, to report progress and to stop early once every member has stopped.
     """
 

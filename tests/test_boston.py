@@ -10,7 +10,7 @@ from sklearn.model_selection import train_test_split
 
 from jaxlabs.data import load_boston
 from jaxlabs.models import MLP
-from jaxlabs.sweep import run_group
+from jaxlabs.sweep import EngineOptions, run_group
 from jaxlabs.data.batches import batch_order, padded_batches
 from jaxlabs.tasks.boston import BostonTask, boston_splits, plateau_scheduler, plateau_step
 from jaxlabs.train import DIVERGED, MAX_EPOCHS, epoch_key, make_train
@@ -156,8 +156,7 @@ def test_metrics_use_the_best_validation_parameters_and_match_sklearn(tiny, alon
 
 def test_diverging_member_is_flagged_and_leaves_its_neighbour_alone(tiny, alone):
     _, trainer, data = tiny
-    both = run_group(trainer, data, [SEED, SEED], {"lr": [SANE["lr"], 10.0], "momentum": [0.0, 0.0]},
-                     chunk=4, progress=False)
+    both = run_group(trainer, data, [SEED, SEED], {"lr": [SANE["lr"], 10.0], "momentum": [0.0, 0.0]}, progress=False, options=EngineOptions(chunk=4))
     assert both.final["status"].tolist() == [MAX_EPOCHS, DIVERGED]
     assert both.final["stop_epoch"][1] < TINY["epochs"]
     assert both.final["best_epoch"][1] < both.final["stop_epoch"][1]  # its checkpoint predates the NaN

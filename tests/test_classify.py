@@ -11,7 +11,7 @@ import pytest
 
 from jaxlabs.data import DatasetNotFoundError, crop_flip
 from jaxlabs.data.batches import batch_order
-from jaxlabs.sweep import run_group
+from jaxlabs.sweep import EngineOptions, run_group
 from jaxlabs.train import epoch_key
 from jaxlabs.tasks.cifar_resnet20 import CifarResNet20Task, make_optimizer
 from jaxlabs.tasks.fashion_mlp import FashionMLPTask
@@ -93,7 +93,7 @@ def test_mnist_cnn_from_idx_files_keeps_the_best_validation_epoch(tmp_path):
     trainer, data = task.build(static)
     assert len(data["x_train"]) == 48 and len(data["x_val"]) == 12 and len(data["x_test"]) == 20
     seeds, lrs = [0, 1, 2], [0.01, 0.01, 0.03]
-    g = run_group(trainer, data, seeds, {"lr": lrs}, chunk=2, progress=False)
+    g = run_group(trainer, data, seeds, {"lr": lrs}, progress=False, options=EngineOptions(chunk=2))
     assert_final_shapes(g.final, 3, keys=("test_acc", "test_loss", "best_epoch", "val_acc"))
     val, test, best = g.curves["val_acc"], g.curves["test_acc"], g.final["best_epoch"]
     assert val.shape == test.shape == g.curves["loss"].shape == (3, 4)

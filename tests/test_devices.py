@@ -15,7 +15,7 @@ MEMBER_VS_ALONE_RTOL = 1e-5
 SCRIPT = textwrap.dedent("""
     import json, sys
     import jax, numpy as np
-    from jaxlabs.sweep import run_group
+    from jaxlabs.sweep import EngineOptions, run_group
     from jaxlabs.tasks import get_task
 
     out = {"devices": len(jax.devices())}
@@ -29,8 +29,8 @@ SCRIPT = textwrap.dedent("""
         task = get_task(name)
         trainer, data = task.build(task.resolve_static(**static))
         for label, devices in (("one", jax.devices()[:1]), ("all", jax.devices())):
-            g = run_group(trainer, data, seeds, hp, chunk=chunk, progress=False, devices=devices,
-                          compaction=True)
+            g = run_group(trainer, data, seeds, hp, progress=False,
+                          options=EngineOptions(chunk=chunk, devices=len(devices), compaction=True))
             out[f"{name}/{label}"] = {"status": g.final["status"].tolist(), "devices": g.devices,
                                       "curves": {k: v.tolist() for k, v in g.curves.items()},
                                       "final": {k: np.asarray(v).tolist() for k, v in g.final.items()
@@ -63,6 +63,39 @@ def test_members_split_over_four_devices_equal_the_one_device_run(four_devices, 
         np.testing.assert_allclose(split["curves"][k], v, rtol=MEMBER_VS_ALONE_RTOL, atol=1e-7, err_msg=k)
     for k, v in one["final"].items():
         np.testing.assert_allclose(split["final"][k], v, rtol=MEMBER_VS_ALONE_RTOL, atol=1e-7, err_msg=k)
+
+
+MAP_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import jax, numpy as np
+    from jaxlabs.engine.plans import Plan
+    from jaxlabs.sweep import EngineOptions, run_group
+    from jaxlabs.tasks import get_task
+
+    task = get_task("fit-log2cos")
+    trainer, data = task.build(task.resolve_static(n=120, width=16, depth=2, epochs=60))
+    hp = {"lr": [0.01, 0.05, 0.02, 1e25, 0.01, 0.03, 0.1], "tolerance": [0, 0.8, 0, 0, 0, 0.05, 0]}
+    out = {}
+    for label, kw in (("one device", dict(devices=1)), ("four devices", dict(devices=4)),
+                      ("waves of two", dict(devices=1, max_wave=2)), ("waves over devices", dict(devices=4, max_wave=4)),
+                      ("compaction", dict(devices=4, compaction=True, compact_worth_s=0.0))):
+        g = run_group(trainer, data, list(range(7)), hp, progress=False,
+                      options=EngineOptions(plan=Plan("map"), chunk=10, **kw))
+        out[label] = {"curves": {k: v.tobytes().hex() for k, v in g.curves.items()},
+                      "final": {k: np.asarray(v).tobytes().hex() for k, v in g.final.items()}, "waves": g.waves}
+    json.dump(out, sys.stdout)
+""")
+
+
+def test_map_is_bit_identical_across_device_counts_waves_and_compaction():
+    """The README's determinism promise: under map each member's program is the member's alone,
+    so how members are split (devices, waves, compaction) changes no bit of any result."""
+    runs = run_with_devices(4, MAP_SCRIPT)
+    assert runs["waves of two"]["waves"] == [2, 2, 2, 1] and runs["waves over devices"]["waves"] == [4, 3]
+    reference = runs.pop("one device")
+    for label, r in runs.items():
+        assert r["curves"] == reference["curves"], label
+        assert r["final"] == reference["final"], label
 
 
 def free_port() -> int:
@@ -106,7 +139,7 @@ def test_processes_follow_process_0s_plan_choice(tmp_path):
     """auto picks programs from a cache and timings that differ between processes; processes run
     their programs in step, so every process follows process 0's view: here only process 0's cache
     holds a choice (map), and both processes train under it."""
-    from jaxlabs.plans import cache_key
+    from jaxlabs.engine.auto import cache_key
     from jaxlabs.tasks import get_task
 
     static = get_task("fit-log2cos").resolve_static(n=60, epochs=30, width=8, depth=2)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlabs.sweep import grid_members, run_group
+from jaxlabs.sweep import EngineOptions, grid_members, run_group
 from jaxlabs.tasks import get_task
 from jaxlabs.train import CONVERGED, DIVERGED, MAX_EPOCHS, Checkpoint, Trainer, make_train
 
@@ -25,7 +25,7 @@ def test_member_of_vmapped_sweep_equals_member_trained_alone():
     task, static, trainer, data = tiny_fit(epochs=40)
     seeds, hp = grid_members([0, 1, 2], lr=[0.001, 0.01, 0.05], tolerance=[1e-9])
     # chunk 7 does not divide 40: the last chunk is partly masked, which must not change anything
-    swept = run_group(trainer, data, seeds, hp, chunk=7, progress=False)
+    swept = run_group(trainer, data, seeds, hp, progress=False, options=EngineOptions(chunk=7))
     assert swept.epochs_run == 40 and swept.curves["loss"].shape == (9, 40)
     train = jax.jit(make_train(trainer))
     for i in (0, 4, 8):
@@ -61,7 +61,7 @@ def halving_trainer(max_epochs, checkpoint=None):
 def test_convergence_epoch_freezing_and_divergence_are_per_member():
     # sqrt(x): 1, .5, .25, .125, .0625 at epochs 1..5 (x quartered each epoch)
     hp = {"x0": [1.0, 1.0, 1.0, 1.0], "rate": [0.25, 0.25, -1.0, 0.99], "tol": [0.1, 0.3, 0.1, 1e-6]}
-    r = run_group(halving_trainer(12), None, [0, 0, 0, 0], hp, chunk=5, progress=False)
+    r = run_group(halving_trainer(12), None, [0, 0, 0, 0], hp, progress=False, options=EngineOptions(chunk=5))
     status, stop = r.final["status"], r.final["stop_epoch"]
     # member 0: loss 0.0625 <= 0.1 first at epoch 5; x frozen at the value that met the tolerance
     assert status[0] == CONVERGED and stop[0] == 5
@@ -76,14 +76,13 @@ def test_convergence_epoch_freezing_and_divergence_are_per_member():
     assert status[3] == MAX_EPOCHS and stop[3] == 12
     assert r.final["x"][3] == pytest.approx(0.99**12, rel=1e-6)
     # the diverged member left the others exactly as they are when run without it
-    alone = run_group(halving_trainer(12), None, [0, 0, 0], {k: [v[0], v[1], v[3]] for k, v in hp.items()},
-                      chunk=5, progress=False)
+    alone = run_group(halving_trainer(12), None, [0, 0, 0], {k: [v[0], v[1], v[3]] for k, v in hp.items()}, progress=False, options=EngineOptions(chunk=5))
     np.testing.assert_array_equal(alone.curves["loss"], r.curves["loss"][[0, 1, 3]])
 
 
 def test_program_stops_early_once_every_member_has_stopped():
     hp = {"x0": [1.0, 1.0], "rate": [0.25, -1.0], "tol": [0.1, 0.1]}
-    r = run_group(halving_trainer(1000), None, [0, 1], hp, chunk=4, progress=False)
+    r = run_group(halving_trainer(1000), None, [0, 1], hp, progress=False, options=EngineOptions(chunk=4))
     assert r.epochs_run == 8  # two chunks of 4: member 0 converges at epoch 5
     assert list(r.final["status"]) == [CONVERGED, DIVERGED]
 
@@ -103,8 +102,7 @@ def test_best_checkpoint_is_kept_by_the_engine_per_member():
     # x after epochs 1..: 0.5, 0.25, 0.125 ... (rate 0.5): nearest 0.3 after epoch 2; rate 1.0
     # keeps x = 1 (every epoch ties: the first is kept); rate -1 makes the loss NaN at epoch 2.
     hp = {"x0": [1.0, 1.0, 1.0], "rate": [0.5, 1.0, -1.0], "tol": [0.0, 0.0, 0.0]}
-    r = run_group(halving_trainer(6, Checkpoint("score", higher=True, keys=("x",))), None, [0, 0, 0], hp,
-                  chunk=4, progress=False)
+    r = run_group(halving_trainer(6, Checkpoint("score", higher=True, keys=("x",))), None, [0, 0, 0], hp, progress=False, options=EngineOptions(chunk=4))
     np.testing.assert_array_equal(r.final["best_epoch"], [2, 1, 1])
     assert r.final["x"][0] == pytest.approx(0.25)  # finish saw the checkpoint, not the last x
     assert r.final["x"][1] == pytest.approx(1.0)
@@ -130,7 +128,7 @@ def test_epoch_keys_do_not_depend_on_how_epochs_are_chunked():
     task = MnistCNNTask()  # shuffled batches and dropout: every epoch draws from its key
     static = task.resolve_static(synthetic=40, subset=1.0, depth=1, channels=2, hidden=8, batch_size=8, epochs=3)
     trainer, data = task.build(static)
-    a = run_group(trainer, data, [0, 1], {"lr": [0.01, 0.01]}, chunk=1, progress=False)
-    b = run_group(trainer, data, [0, 1], {"lr": [0.01, 0.01]}, chunk=3, progress=False)
+    a = run_group(trainer, data, [0, 1], {"lr": [0.01, 0.01]}, progress=False, options=EngineOptions(chunk=1))
+    b = run_group(trainer, data, [0, 1], {"lr": [0.01, 0.01]}, progress=False, options=EngineOptions(chunk=3))
     np.testing.assert_allclose(a.curves["loss"], b.curves["loss"], rtol=VMAP_VS_ALONE_RTOL)
     assert a.curves["loss"][0, 0] != a.curves["loss"][1, 0]  # seeds differ, so the check can fail

@@ -89,7 +89,8 @@ def test_conv_cpu_vmapped_members_inside_scan_equals_lax_conv(in_axes, kernels):
     """Members as the sweep runs them: vmap (own kernels, shared data, or both batched) over a
     lax.scan of gradient steps, the case conv_cpu exists for; compiled with XLA's default
     library kernels and with the engine's compile options (on the CPU: Eigen's convolutions)."""
-    from jaxlabs.models.conv import compiler_options, conv_cpu, conv_lax
+    from jaxlabs.engine.programs import compiler_options
+    from jaxlabs.models.conv import conv_cpu, conv_lax
 
     options = compiler_options() if kernels == "engine" else None
 
@@ -109,7 +110,7 @@ def test_conv_cpu_vmapped_members_inside_scan_equals_lax_conv(in_axes, kernels):
 
 
 def test_compile_options_send_cpu_convolutions_to_eigen_unless_the_user_chose(monkeypatch):
-    from jaxlabs.models.conv import YNN_FUSION_TYPE, compiler_options
+    from jaxlabs.engine.programs import YNN_FUSION_TYPE, compiler_options
 
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     options = compiler_options("cpu")
@@ -123,29 +124,26 @@ def test_compile_options_send_cpu_convolutions_to_eigen_unless_the_user_chose(mo
 
 
 def test_a_jaxlib_without_the_option_compiles_with_its_defaults(monkeypatch):
-    from jaxlabs.models import conv
+    from jaxlabs.engine.programs import CPU_OPTIONS, compiler_options
 
     monkeypatch.delenv("XLA_FLAGS", raising=False)
-    monkeypatch.setattr(conv, "CPU_OPTIONS", {"xla_cpu_no_such_option": "1"})
-    conv._cpu_options_known.cache_clear()
-    try:
-        assert conv.compiler_options("cpu") is None
-    finally:
-        conv._cpu_options_known.cache_clear()
+    assert compiler_options("cpu", wanted={"xla_cpu_no_such_option": "1"}) is None
+    assert compiler_options("cpu", wanted=CPU_OPTIONS) == CPU_OPTIONS
 
 
-def test_the_engine_compiles_its_programs_with_the_compile_options(monkeypatch):
+def test_the_engine_compiles_its_programs_with_the_compile_options():
     """An option XLA rejects reaches XLA: the engine's programs are compiled with them."""
     from jaxlabs import sweep
-    from jaxlabs.models.conv import YNN_FUSION_TYPE
-    from jaxlabs.plans import Plan
+    from jaxlabs.engine.options import EngineOptions
+    from jaxlabs.engine.plans import Plan
+    from jaxlabs.engine.programs import YNN_FUSION_TYPE
     from jaxlabs.tasks import get_task
 
     task = get_task("fit-log2cos")
     trainer, data = task.build(task.resolve_static(n=40, width=4, depth=1, epochs=2))
-    monkeypatch.setattr(sweep, "compiler_options", lambda: {YNN_FUSION_TYPE: "LIBRARY_FUSION_TYPE_NO_SUCH_TYPE"})
+    bad = EngineOptions(plan=Plan("vmap"), compile_options={YNN_FUSION_TYPE: "LIBRARY_FUSION_TYPE_NO_SUCH_TYPE"})
     with pytest.raises(RuntimeError, match="NO_SUCH_TYPE"):  # jax.errors.JaxRuntimeError
-        sweep.run_group(trainer, data, [0], {"lr": [0.01], "tolerance": [0.0]}, plan=Plan("vmap"), progress=False)
+        sweep.run_group(trainer, data, [0], {"lr": [0.01], "tolerance": [0.0]}, progress=False, options=bad)
 
 
 def test_conv_is_chosen_per_backend_and_injected_into_the_models():

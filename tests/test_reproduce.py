@@ -343,7 +343,7 @@ def test_unknown_study_is_a_one_line_error(capsys, tmp_path):
     assert len(err.splitlines()) == 1 and "unknown study" in err
 
 
-# the studies of LABS.md (the spec kept beside the repository), lab by lab, written out here rather than read off the catalogue
+# the studies of the five lab reports, lab by lab, written out here rather than read off the catalogue
 EXPECTED_KEYS = {
     "A": ["A-depth", "A-lr", "A-width", "A-activation", "A-optimizer", "A-tolerance"],
     "B": ["B-epochs", "B-lr", "B-custom"],

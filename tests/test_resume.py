@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from experiments import lr_sweep, reproduce
-from jaxlabs import sweep
 from jaxlabs.checkpoint import CHECKPOINT_DIR, GroupCheckpoint, StudyCheckpoint, parse_every, saved_position
+from jaxlabs.engine.options import EngineOptions
 from jaxlabs.sweep import run_group
 from test_determinism import without_timing
 from test_plans import tiny_task
@@ -161,38 +161,35 @@ def test_ctrl_c_writes_a_checkpoint_says_how_to_resume_and_exits_130(tmp_path, l
     assert_same_results(lab_a_reference, out)
 
 
-def test_a_group_resumed_in_its_second_wave_after_compaction_matches_the_uninterrupted_one(tmp_path, monkeypatch):
+def test_a_group_resumed_in_its_second_wave_after_compaction_matches_the_uninterrupted_one(tmp_path):
     """Engine level: waves, compaction (a repacked program, held logs) and auto's decision all
     come back from the checkpoint; the kill is an exception from the checkpoint hook."""
-    monkeypatch.setattr(sweep, "COMPACT_WORTH_S", 0.0)
     task, trainer, data = tiny_task("fit-log2cos", n=120, width=16, depth=2, epochs=60)
     seeds = [0, 1, 2, 3, 4, 5]
     # second wave: two members diverge at once, one runs on (compacted to one member)
     hp = {"lr": [0.01, 0.02, 0.01, 1e20, 1e25, 0.01], "tolerance": [0.0, 0.0, 0.6, 0.0, 0.0, 0.0]}
-    monkeypatch.setattr(sweep, "wave_size", lambda *args: 3)  # as if memory held three members
-    kw = dict(chunk=5, progress=False, compaction=True, plan=None)
+    # as if memory held three members; repack even this tiny group
+    kw = dict(progress=False, options=EngineOptions(chunk=5, compaction=True, plan=None, max_wave=3,
+                                                    compact_worth_s=0.0))
     plain = run_group(trainer, data, seeds, hp, **kw)
     assert plain.waves == [3, 3]
 
     class Killed(Exception):
         pass
 
-    real = GroupCheckpoint.save
+    class DiesOnceRepacked(GroupCheckpoint):
+        def save(self, wave, waves, decision, earlier, ws):
+            super().save(wave, waves, decision, earlier, ws)
+            if wave == 1 and ws.full is not None:
+                raise Killed
 
-    def save_then_die(self, wave, *args, **snapshot):
-        real(self, wave, *args, **snapshot)
-        if wave == 1 and snapshot["full"] is not None:
-            raise Killed
-
-    monkeypatch.setattr(GroupCheckpoint, "save", save_then_die)
     first = StudyCheckpoint(tmp_path, {"run": 1}, 0.0, "tiny")
     with pytest.raises(Killed):
-        run_group(trainer, data, seeds, hp, **kw, checkpoint=first.group(0, "all"))
+        run_group(trainer, data, seeds, hp, **kw, checkpoint=DiesOnceRepacked(first, 0, "all", None))
     first.close()
-    monkeypatch.setattr(GroupCheckpoint, "save", real)
     again = StudyCheckpoint(tmp_path, {"run": 1}, 3600.0, "tiny")
     note = again.open()
-    assert again.position["compacted"] and again.position["wave"] == 1, note
+    assert again.position["layout"]["compacted"] and again.position["wave"] == 1, note
     resumed = run_group(trainer, data, seeds, hp, **kw, checkpoint=again.group(0, "all"))
     assert (resumed.plan, resumed.waves) == (plain.plan, plain.waves)
     assert resumed.plan_source == again.position["decision"]["source"]  # the killed run's decision, not a new one
@@ -212,3 +209,61 @@ def test_checkpoint_every_takes_seconds_minutes_hours_and_zero(capsys):
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and len(err.splitlines()) == 1 and "argument --checkpoint-every" in err, err
 
+
+
+def wave_steps(out: Path) -> list[Path]:
+    wave = out / CHECKPOINT_DIR / "wave"
+    return sorted((p for p in wave.glob("*") if p.name.isdigit()), key=lambda p: int(p.name)) if wave.is_dir() else []
+
+
+def damage(step: Path) -> None:
+    """A disk error or a copy cut short: every array file of a wave checkpoint step overwritten."""
+    for f in (step / "wave").rglob("*"):
+        if f.is_file() and f.name not in ("_CHECKPOINT_METADATA", "commit_success.txt"):
+            f.write_bytes(b"\0garbage")
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before_it(tmp_path, lab_a_reference):
+    out = tmp_path / "run"
+    p = start("experiments.lr_sweep", LAB_A, out)
+    wait_for(p, lambda: len(wave_steps(out)) >= 2 and saved_position(out) is not None)
+    p.kill()
+    p.wait()
+    steps = wave_steps(out)
+    damage(steps[-1])
+    stdout = rerun("experiments.lr_sweep", LAB_A, out)
+    assert "the newest checkpoint" in stdout and "is damaged" in stdout and "going back to the previous one" in stdout
+    assert resume_epoch(stdout, "fit-log2cos-lr-sweep") > 0
+    assert_same_results(lab_a_reference, out)
+
+
+def test_a_checkpoint_that_cannot_be_read_is_one_line_naming_it_and_fresh(tmp_path, capsys):
+    out = tmp_path / "run"
+    p = start("experiments.lr_sweep", LAB_A, out)
+    wait_for(p, lambda: saved_position(out) is not None)
+    p.kill()
+    p.wait()
+    for step in wave_steps(out):
+        damage(step)
+    with pytest.raises(SystemExit) as stop:
+        lr_sweep.main([*LAB_A, *EVERY, "--no-progress", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "is damaged and cannot be read" in err and str(out / CHECKPOINT_DIR) in err and "--fresh" in err, err
+    assert not (out / "results.csv").exists()
+
+
+def test_a_second_run_into_a_folder_in_use_stops_at_once_naming_the_first(tmp_path, capsys):
+    out = tmp_path / "run"
+    p = start("experiments.lr_sweep", LAB_A, out)
+    try:
+        wait_for(p, lambda: saved_position(out) is not None)  # training, lock held
+        with pytest.raises(SystemExit) as stop:
+            lr_sweep.main([*LAB_A, *EVERY, "--no-progress", "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and len(err.splitlines()) == 1, err
+        assert f"argument --out: {out} is in use by another run (pid {p.pid} on " in err, err
+    finally:
+        p.kill()
+        p.wait()
+    assert not (out / "results.csv").exists()

@@ -10,7 +10,7 @@ from tiny_data import write_mnist
 
 from jaxlabs import scratch
 from jaxlabs.models import MLP
-from jaxlabs.sweep import run_group
+from jaxlabs.sweep import EngineOptions, run_group
 from jaxlabs.tasks.scratch import ScratchTask, masked_ce, to_flax
 from jaxlabs.train import CONVERGED, MAX_EPOCHS, Trainer, epoch_key
 
@@ -235,7 +235,7 @@ def test_early_stopping_is_per_member_in_the_engine():
         return {"es": es}, {"loss": curve[e]}, stop
 
     r = run_group(Trainer(init, epoch, lambda c, hp, d: {"best": c["es"].best}, max_epochs=8), None,
-                  [0, 0, 0], {"patience": [1.0, 2.0, 0.0]}, chunk=3, progress=False)
+                  [0, 0, 0], {"patience": [1.0, 2.0, 0.0]}, progress=False, options=EngineOptions(chunk=3))
     # patience 1: 0.9 at epoch 3 is worse than 0.8 -> stops there; patience 2: 0.9, 0.85 -> epoch 4
     assert list(r.final["stop_epoch"]) == [3, 4, 8]
     assert list(r.final["status"]) == [CONVERGED, CONVERGED, MAX_EPOCHS]
@@ -313,7 +313,7 @@ def test_task_end_to_end_with_early_stopping_per_member(idx_dir):
     p + 1 (1-based), the update of that epoch discarded."""
     task, static, trainer, data = _build(idx_dir, epochs=4, dropout=0.1)
     hp = _members(lr=[0.1, 0.1, 0.0, 0.0], l2=[1e-4, 0.0, 0.0, 0.0], patience=[0.0, 0.0, 2.0, 3.0])
-    r = run_group(trainer, data, [0, 1, 0, 0], hp, chunk=task.chunk, progress=False)
+    r = run_group(trainer, data, [0, 1, 0, 0], hp, progress=False, options=EngineOptions(chunk=task.chunk))
     assert r.curves["loss"].shape == (4, 4) and r.curves["test_acc"].shape == (4, 4)
     assert list(r.final["status"]) == [MAX_EPOCHS, MAX_EPOCHS, CONVERGED, CONVERGED]
     assert list(r.final["stop_epoch"]) == [4, 4, 3, 4]

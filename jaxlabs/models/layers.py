@@ -14,7 +14,7 @@ from typing import Sequence
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxlabs.models.conv import ConvFn, conv_for_backend, conv_im2col  # noqa: F401 (conv_im2col: re-export)
+from jaxlabs.models.conv import ConvFn, conv_for_backend
 from jaxlabs.models.init import get_init
 
 

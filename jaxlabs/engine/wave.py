@@ -1,0 +1,216 @@
+"""One wave of a group: its members from init to finish, a chunk of epochs per device call.
+
+The running wave is one value, :class:`WaveState`; each step of the loop is a small operation on
+it: :func:`after_chunk` (a chunk's host values recorded), :func:`compaction_order` (which members
+the next program holds, in which order), :func:`repacked` (that order taken), :func:`merged`
+(every member's state in wave order, for the finish). The checkpoint saves a WaveState and gives
+one back; nothing else of the loop needs saving.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import jax
+import numpy as np
+
+from jaxlabs.engine.auto import Auto, Decision
+from jaxlabs.engine.memory import bucket, padded, rows
+from jaxlabs.engine.options import EngineOptions
+from jaxlabs.engine.placement import Placement, members_of, process0
+from jaxlabs.engine.plans import VMAP
+from jaxlabs.engine.programs import PlanPrograms
+from jaxlabs.train import RUNNING, Trainer
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class WaveState:
+    """Everything a wave is between two chunks (``n`` members with padding, ``real`` without)."""
+
+    state: Any  # MemberState of the running program's members, in its order (on the devices)
+    full: Any  # MemberState of all n members, once the program was repacked or reordered; else None
+    order: np.ndarray  # (n,) wave indices: the running program's members first, in its order
+    status: np.ndarray  # (n,) every member's status after the last chunk
+    held: dict  # name -> (n,) every member's last logged value when the program was last repacked
+    logs: dict  # name -> (real, epochs budget + a chunk) per-epoch logs; NaN past ``epoch``
+    epoch: int  # epochs run: the next chunk starts here
+
+    @property
+    def active(self) -> np.ndarray:
+        """Wave indices of the running program's members, in its order."""
+        return self.order[:members_of(self.state)]
+
+    @property
+    def layout(self) -> dict:
+        """What a restore needs to know to build this state's shapes (:func:`template`)."""
+        return {"members": members_of(self.state), "compacted": self.full is not None}
+
+
+def fresh(state, real: int, capacity: int, log_names) -> WaveState:
+    """A wave of ``members_of(state)`` members (``real`` of them reported) before its first chunk."""
+    n = members_of(state)
+    return WaveState(state, None, np.arange(n), np.full(n, RUNNING), {},
+                     {k: np.full((real, capacity), np.nan, np.float32) for k in log_names}, 0)
+
+
+def template(initial: WaveState, layout: dict, placement: Placement) -> WaveState:
+    """A wave shaped as one saved with ``layout``, from the wave's fresh state (its structure,
+    dtypes and placement), for the checkpoint to restore into."""
+    n = len(initial.order)
+    state = placement.take(initial.state, np.arange(layout["members"]))
+    if not layout["compacted"]:
+        return dataclasses.replace(initial, state=state)
+    held = {k: np.zeros(n, v.dtype) for k, v in initial.logs.items()}
+    return dataclasses.replace(initial, state=state, full=initial.state, held=held)
+
+
+def after_chunk(ws: WaveState, state, logs: dict, status: np.ndarray, length: int) -> WaveState:
+    """The wave after a chunk of ``length`` epochs: the program's new ``state``, its members' host
+    ``logs`` (name -> (program members, length)) and ``status``. Members out of the program log
+    their held values. The logs buffer is the wave's own and is filled in place."""
+    active, real = ws.active, ws.logs[next(iter(ws.logs))].shape[0]
+    every = np.array(ws.status)
+    every[active] = status
+    for k, v in logs.items():
+        v = np.asarray(v)
+        if ws.full is not None:  # back to the wave's order; the others hold their last value
+            out = np.repeat(np.asarray(ws.held[k])[:, None], v.shape[1], axis=1).astype(v.dtype)
+            out[active] = v
+            v = out
+        ws.logs[k][:, ws.epoch:ws.epoch + length] = v[:real]
+    return dataclasses.replace(ws, state=state, status=every, epoch=ws.epoch + length)
+
+
+def compaction_order(ws: WaveState, plan, devices: int, chunk_s: float, chunks_left: int,
+                     options: EngineOptions) -> Optional[np.ndarray]:
+    """Positions (in the running program) of the members the next program holds, in order; None:
+    keep it. hybrid: stopped members move together into blocks it skips (the same program). vmap:
+    the running ones are repacked into a smaller program once at most half still run, when the
+    remaining chunks are worth a compile (process 0's estimate decides for every process). map
+    skips stopped members on its own."""
+    if not options.compaction:
+        return None
+    active = ws.active
+    running = np.flatnonzero(ws.status[active] == RUNNING)
+    if plan.kind == "hybrid":
+        return hybrid_order(ws.status[active] == RUNNING, plan.batch, devices)
+    size = bucket(len(running), devices)
+    if (plan.kind != "vmap" or size >= len(active) or len(running) > len(active) // 2
+            or process0([chunk_s * chunks_left])[0] <= options.compact_worth_s):
+        return None
+    keep = active[running]
+    fillers = np.setdiff1d(np.arange(len(ws.order)), keep)[:size - len(keep)]  # stopped members, frozen
+    at = {int(a): i for i, a in enumerate(active)}
+    return np.asarray([at[int(a)] for a in np.sort(np.concatenate([keep, fillers]))], int)
+
+
+def repacked(ws: WaveState, order: np.ndarray, placement: Placement) -> WaveState:
+    """The wave with the program's members ``order`` (positions in the running program) as its
+    next program; every member's state and last logs are kept aside for the ones left out."""
+    full = merged(ws, placement)
+    active = ws.active[order]
+    rest = np.setdiff1d(ws.order, active)
+    return dataclasses.replace(ws, state=placement.take(full, active), full=full,
+                               order=np.concatenate([active, rest]),
+                               held={k: np.asarray(v) for k, v in placement.fetch(full.last_logs).items()})
+
+
+def merged(ws: WaveState, placement: Placement):
+    """Every member's state, in wave order."""
+    return ws.state if ws.full is None else placement.put_back(ws.full, ws.active, ws.state)
+
+
+def hybrid_order(running: np.ndarray, k: int, devices: int) -> Optional[np.ndarray]:
+    """A reordering of a hybrid:``k`` program's members (``running``: a mask in its order) that
+    leaves more blocks of ``k`` with no running member (blocks hybrid skips), or None. Each device
+    holds a contiguous share; the running members are dealt evenly over the devices, first in each."""
+    n = len(running)
+    m = n // devices  # members per device
+
+    def idle_blocks(mask: np.ndarray) -> int:
+        size = min(k, m)
+        return sum(not mask[d * m + b:d * m + min(b + size, m)].any()
+                   for d in range(devices) for b in range(0, m, size))
+
+    go, stopped = np.flatnonzero(running), np.flatnonzero(~running)
+    order, used = [], 0
+    for d in range(devices):
+        mine = list(go[d::devices])
+        order += mine + list(stopped[used:used + m - len(mine)])
+        used += m - len(mine)
+    order = np.asarray(order, int)
+    return order if idle_blocks(running[order]) > idle_blocks(running) else None
+
+
+@dataclass
+class WaveRun:
+    """What a wave needs from its group: the trainer and its programs, the engine options, the
+    chunk length, the group's decision so far and auto, a progress callback and a checkpoint hook."""
+
+    trainer: Trainer
+    programs_for: PlanPrograms
+    options: EngineOptions
+    chunk: int
+    decision: Decision
+    auto: Auto
+    tick: Callable[[WaveState, int, int], None]  # (wave, first epoch of the chunk, epochs in it)
+    repacked: Callable[[int, np.ndarray], None]  # (epoch, wave indices of the next program's members)
+    save: Optional[Callable[[WaveState, Decision], None]] = None  # between chunks
+
+
+def train_wave(run: WaveRun, key_data: np.ndarray, hp: dict,
+               resume: Optional[Callable[[WaveState], WaveState]] = None) -> tuple[dict, dict, int, float]:
+    """One wave's members from init to finish, padded to a multiple of the devices: (curves
+    (members, epochs run), final, epochs run, seconds spent probing); ``run.decision`` is the
+    group's decision after it. ``resume(fresh)``: the wave as a checkpoint saved it."""
+    trainer, placement = run.trainer, run.programs_for.placement
+    real = len(key_data)
+    idx = padded(np.arange(real), placement.count)
+    key_data, hp = placement.members(key_data[idx]), placement.members(rows(hp, idx))
+    state = run.programs_for(run.decision.plan or VMAP).init(key_data, hp)
+    budget = -(-trainer.max_epochs // run.chunk) * run.chunk
+    ws = fresh(state, real, budget, state.last_logs.keys())
+    if resume is not None:
+        ws = resume(ws)
+    sub_hp = hp if ws.full is None else placement.take(hp, ws.active)
+    pending, probe_s = None, 0.0  # pending: the next chunk, already run by auto's probe under its plan
+    if run.decision.plan is None and resume is None and trainer.probe is None:
+        # auto before the first chunk: a run that finds the choice cached trains under it from the
+        # start, as the probing run does (the probe keeps the chosen plan's first chunk)
+        run.decision, probe_s, pending = run.auto.decide(key_data, hp, ws.state, 0, None)
+    while ws.epoch < trainer.max_epochs:
+        pended = pending is not None
+        if pended:
+            (state, logs, chunk_s), pending = pending, None
+        else:
+            compiled, t0 = run.programs_for.compile_s, time.perf_counter()
+            state, logs = run.programs_for(run.decision.plan or VMAP).chunk(ws.state, sub_hp, ws.epoch, run.chunk)
+        logs, status = placement.fetch((logs, state.status))  # the one host round trip per chunk
+        if not pended:
+            chunk_s = time.perf_counter() - t0 - (run.programs_for.compile_s - compiled)
+        first = ws.epoch
+        ws = after_chunk(ws, state, logs, np.asarray(status), run.chunk)
+        run.tick(ws, first, min(run.chunk, trainer.max_epochs - first))
+        if not (ws.status == RUNNING).any():
+            break
+        if run.decision.plan is None:  # auto for a trainer with a cheaper version: after a first chunk
+            run.decision, spent, pending = run.auto.decide(key_data, hp, ws.state, ws.epoch, chunk_s)
+            probe_s += spent
+        if pending is None:
+            chunks_left = -(-(trainer.max_epochs - ws.epoch) // run.chunk)
+            order = compaction_order(ws, run.decision.plan or VMAP, placement.count, chunk_s, chunks_left,
+                                     run.options)
+            if order is not None:
+                ws = repacked(ws, order, placement)
+                run.repacked(ws.epoch, ws.active)
+                sub_hp = placement.take(hp, ws.active)
+        if run.save is not None:
+            run.save(ws, run.decision)
+    final = placement.fetch(run.programs_for(run.decision.plan or VMAP).finish(merged(ws, placement), hp))
+    epochs_run = min(ws.epoch, trainer.max_epochs)
+    curves = {k: v[:, :epochs_run] for k, v in ws.logs.items()}
+    return curves, {k: np.asarray(v)[:real] for k, v in final.items()}, epochs_run, probe_s
+
