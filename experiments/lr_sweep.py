@@ -140,7 +140,7 @@ def main(argv=None) -> int:
         out = check_writable(out) if is_writer() else Path(out)
     except OSError as e:
         fail(PROG, f"argument --out: cannot write to {out!r} ({e.strerror or e}); choose a writable folder")
-        with output_lock(PROG, out):  # one run at a time writes to --out
+    with output_lock(PROG, out):  # one run at a time writes to --out
         lrs = args.lr or list(task.lr_grid)
         study = sweep_study(task, static, lrs, traced)
         seeds = list(range(args.seeds))
