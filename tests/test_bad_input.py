@@ -10,6 +10,7 @@ here, never the real datasets.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from tiny_data import IDX_NAMES, cifar_batches, idx_bytes, write_boston_csv, wri
     write_cifar_folder, write_image_folder, write_mnist
 
 from experiments import lr_sweep, reproduce
+from jaxlabs import atomic
 from jaxlabs.tasks import TASKS
 
 # Lab A small enough to train in a second or two: the earlier run, and the full-disk cases
@@ -217,8 +219,20 @@ def full_disk(when: Callable[[Path], bool]):
     return patch
 
 
+def full_disk_in_atomic_writes(monkeypatch, root: Path) -> None:
+    """Every file jaxlabs.atomic writes (aside, as ``.NAME.PID.tmp``) gets half its bytes, then ENOSPC:
+    the module's ``open`` is replaced by one whose files fill up."""
+
+    class Filling(io.FileIO):
+        def write(self, data):
+            super().write(bytes(data)[: max(len(data) // 2, 1)])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.name)
+
+    monkeypatch.setattr(atomic, "open", lambda path, mode="r": Filling(path, "w"), raising=False)
+
+
 full_at_the_probe = full_disk(lambda path: path.name == ".jaxlabs-write-test")  # check_writable's
-full_at_the_results = full_disk(lambda path: path.name.endswith(".tmp"))  # results.json, written aside first
+full_at_the_results = full_disk_in_atomic_writes  # results.json, the first file a finished run writes
 
 
 @dataclass(frozen=True)
@@ -442,8 +456,8 @@ def test_a_disk_that_fills_at_curves_npz_keeps_the_earlier_run(tmp_path, earlier
 
     def write_then_fail(file, **arrays):
         real(file, **arrays)
-        Path(file).write_bytes(Path(file).read_bytes()[:100])  # what fitted before the disk was full
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(file))
+        file.truncate(100)  # what fitted before the disk was full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), file.name)
 
     monkeypatch.setattr(np, "savez_compressed", write_then_fail)
     with pytest.raises(SystemExit) as stop:

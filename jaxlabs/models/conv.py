@@ -21,7 +21,8 @@ Which library kernel runs a canonical convolution is XLA:CPU's choice: YNNPACK b
 0.10's ``xla_cpu_experimental_ynn_fusion_type`` is individual dots, individual convolutions and
 reductions), Eigen's when convolutions are left out of that list. On a quiet 2-core machine Eigen's
 trains ResNet20 and Lab D's CNN 15-45% faster (BENCHMARKS.md, "Conv labs on XLA:CPU"), so
-:func:`compiler_options` leaves them out of every program the engine compiles on the CPU. oneDNN
+:func:`jaxlabs.engine.programs.compiler_options` leaves them out of every program the engine
+compiles on the CPU. oneDNN
 (``--xla_cpu_use_onednn``) measured no faster than YNNPACK.
 
 Use :func:`conv_for_backend` to pick one; :class:`jaxlabs.models.layers.Conv` takes the result.
@@ -29,7 +30,6 @@ Use :func:`conv_for_backend` to pick one; :class:`jaxlabs.models.layers.Conv` ta
 from __future__ import annotations
 
 import functools
-import os
 from typing import Callable
 
 import jax
@@ -157,30 +157,3 @@ def conv_for_backend(backend: str | None = None) -> ConvFn:
     which initialises it: set ``XLA_FLAGS`` before). The one place this choice is made."""
     backend = backend or jax.default_backend()
     return conv_cpu if backend == "cpu" else conv_lax
-
-
-YNN_FUSION_TYPE = "xla_cpu_experimental_ynn_fusion_type"
-# jaxlib 0.10's default list without LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION: dots and reductions
-# stay in YNNPACK, convolutions go to Eigen's kernels.
-CPU_OPTIONS = {YNN_FUSION_TYPE: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
-
-
-def compiler_options(backend: str | None = None) -> dict[str, str] | None:
-    """XLA compile options for the engine's programs on ``backend`` (``jax.jit(...,
-    compiler_options=...)``): on the CPU, convolutions in Eigen's kernels rather than YNNPACK's
-    (see the module docstring); None elsewhere, where ``XLA_FLAGS`` already names
-    ``--xla_cpu_experimental_ynn_fusion_type`` (the user's choice stands), and on a jaxlib that
-    does not know the option. Only convolutions change: programs without one compile as before."""
-    backend = backend or jax.default_backend()
-    if backend != "cpu" or YNN_FUSION_TYPE in os.environ.get("XLA_FLAGS", ""):
-        return None
-    return dict(CPU_OPTIONS) if _cpu_options_known() else None
-
-
-@functools.cache
-def _cpu_options_known() -> bool:
-    try:
-        jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(jnp.float32(0)).compile()
-    except (RuntimeError, TypeError, ValueError):  # JaxRuntimeError: unknown option or value; old jit
-        return False
-    return True
