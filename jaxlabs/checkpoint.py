@@ -31,8 +31,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -41,9 +39,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlabs import atomic
+from jaxlabs import atomic, interrupt
 from jaxlabs.engine.group import GroupResult
 from jaxlabs.engine.wave import WaveState, template
+from jaxlabs.interrupt import Interrupted, stop_at_checkpoint  # noqa: F401 (Ctrl-C handling, reachable from here too)
 
 CHECKPOINT_DIR = ".checkpoint"
 EVERY_FORMS = "seconds with an optional unit: 30s, 5m, 1h; 0 turns checkpoints off"
@@ -102,35 +101,6 @@ def _quiet_orbax():
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C, taken at a chunk boundary once the checkpoint is written; the message says where."""
-
-
-_interrupt = {"requested": False}
-
-
-@contextlib.contextmanager
-def stop_at_checkpoint():
-    """Ctrl-C (SIGINT) while this is active: the running chunk ends, a checkpoint is written and
-    :class:`Interrupted` is raised (the engine checks between chunks; after the training, at the
-    end of the block, once the results are written); a second Ctrl-C stops at once."""
-
-    def handler(signum, frame):
-        if _interrupt["requested"]:
-            raise KeyboardInterrupt
-        _interrupt["requested"] = True
-        print("\nCtrl-C: writing a checkpoint after this chunk (Ctrl-C again to stop at once)", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-        if _interrupt["requested"]:
-            raise Interrupted("stopped once the results were written; run the same command again to go on")
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        _interrupt["requested"] = False
 
 
 def _jsonable(x: Any) -> Any:
@@ -220,7 +190,7 @@ class StudyCheckpoint:
                 return f"{note}resuming {self.label} [{position['settings']}] from epoch {position['start']}{waves}"
         if done:
             return f"{note}resuming {self.label} after {len(done)} finished group{'s' * (len(done) != 1)}"
-        return note.rstrip("; ") or None
+        return note.rstrip("\n") or None
 
     def _readable(self, steps: list[int]) -> tuple[Optional[int], str]:
         """The newest wave checkpoint that reads back whole (every array), and a note when a newer
@@ -238,7 +208,7 @@ class StudyCheckpoint:
             if step == steps[-1]:
                 return step, ""
             return step, (f"the newest checkpoint in {self.folder} is damaged ({reason}); going back to the "
-                          "previous one; ")
+                          "previous one\n")
         raise CheckpointDamaged(
             f"the checkpoint in {self.folder} is damaged and cannot be read ({reason}); add --fresh to discard it "
             "and start over")
@@ -303,7 +273,7 @@ class StudyCheckpoint:
         atomic.write_npz(self.folder / f"group-{g}.npz", arrays)
         self._drop_waves()
         self.position = None
-        if _interrupt["requested"] and not last:
+        if interrupt.requested() and not last:
             raise Interrupted(f"stopped {self.label} after group {g + 1}; the checkpoint in {self.folder.parent} "
                               "resumes it: run the same command again")
 
@@ -314,7 +284,7 @@ class StudyCheckpoint:
     # ------------------------------------------------------------------ waves
     def due(self) -> bool:
         """A wave checkpoint is due: ``every`` seconds since the last one (or the start), or Ctrl-C."""
-        return _interrupt["requested"] or time.monotonic() - self._last >= self.every
+        return interrupt.requested() or time.monotonic() - self._last >= self.every
 
     def save_wave(self, position: dict, wave: WaveState, earlier: dict) -> None:
         """Write a wave checkpoint (orbax writes it in the background): the running ``wave`` as it
@@ -332,7 +302,7 @@ class StudyCheckpoint:
         manager.save(self._step, args=ocp.args.Composite(**items))
         self._step += 1
         self._last = time.monotonic()
-        if _interrupt["requested"]:
+        if interrupt.requested():
             manager.wait_until_finished()
             raise Interrupted(f"stopped {self.label} at epoch {position['start']}; the checkpoint in "
                               f"{self.folder.parent} resumes it: run the same command again")

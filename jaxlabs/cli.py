@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-import time
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -119,7 +117,7 @@ def add_durability_flags(p: argparse.ArgumentParser) -> None:
 def durable(args):
     """While the command trains: Ctrl-C writes a checkpoint and stops (with checkpoints on)."""
 
-    from jaxlabs.checkpoint import stop_at_checkpoint
+    from jaxlabs.interrupt import stop_at_checkpoint
 
     return stop_at_checkpoint() if args.checkpoint_every > 0 else contextlib.nullcontext()
 
@@ -146,7 +144,7 @@ def output_lock(prog: str, out):
 
 def interrupted(prog: str, e: KeyboardInterrupt) -> int:
     """Ctrl-C: one line on how to go on; exit 130, as a shell reports SIGINT."""
-    from jaxlabs.checkpoint import Interrupted
+    from jaxlabs.interrupt import Interrupted
 
     how = str(e) if isinstance(e, Interrupted) else \
         "stopped at once; run the same command again to resume from the last checkpoint, if one was written"
@@ -155,6 +153,7 @@ def interrupted(prog: str, e: KeyboardInterrupt) -> int:
 
 
 # the flag of each engine option, for engine errors (jaxlabs.engine.options.OptionError names the option)
+HOST_FLAGS = {"coordinator": "--coordinator", "process_id": "--process-id", "connect_timeout": "--connect-timeout"}
 ENGINE_FLAGS = {"plan": "--plan", "memory_limit": "--memory-limit", "compaction": "--compaction",
                 "precision": "--precision", "devices": "--devices"}
 
@@ -191,27 +190,15 @@ def _parse_address(text: str) -> str:
 
 
 def start_processes(prog: str, args) -> None:
-    """Join JAX's multi-process runtime before anything else touches JAX: from the flags, or from
-    a cluster environment ``jax.distributed.initialize()`` reads by itself (SLURM with several
-    tasks). One process alone does nothing. A process that cannot reach the others stops with a
-    one-line error after ``--connect-timeout`` seconds, never hangs."""
-    import jax
+    """Join JAX's multi-process runtime from the flags (or a SLURM job) before anything else
+    touches JAX (:func:`jaxlabs.hosts.join`); its problems are one line naming the flag."""
+    from jaxlabs.hosts import join
+    from jaxlabs.engine.options import OptionError
 
-    flags = (args.coordinator, args.num_processes, args.process_id)
-    if all(f is None for f in flags):
-        if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-            _initialize(prog, jax, {}, args.connect_timeout, "the SLURM job's coordinator")
-        return
-    if any(f is None for f in flags):
-        fail(prog, "argument --coordinator: several processes need all of --coordinator HOST:PORT, "
-                   "--num-processes N and --process-id I")
-    if args.process_id >= args.num_processes:
-        fail(prog, f"argument --process-id: {args.process_id} is not below --num-processes {args.num_processes}; "
-                   f"number the processes 0 .. {args.num_processes - 1}")
-    if args.num_processes == 1:
-        return
-    _initialize(prog, jax, {"coordinator_address": args.coordinator, "num_processes": args.num_processes,
-                            "process_id": args.process_id}, args.connect_timeout, args.coordinator)
+    try:
+        join(args.coordinator, args.num_processes, args.process_id, args.connect_timeout)
+    except OptionError as e:
+        fail(prog, f"argument {HOST_FLAGS[e.option]}: {e}")
 
 
 def is_writer() -> bool:
@@ -219,38 +206,6 @@ def is_writer() -> bool:
     import jax
 
     return jax.process_index() == 0
-
-
-def _wait_for_coordinator(prog: str, address: str, timeout: int) -> None:
-    """Until the coordinator's port answers, or a one-line error after ``timeout`` seconds: JAX's
-    client aborts the whole process (a fatal log, no exception) when it cannot register."""
-    import socket
-
-    host, _, port = address.rpartition(":")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=1).close()
-            return
-        except OSError as e:
-            if time.monotonic() >= deadline:
-                fail(prog, f"argument --coordinator: could not join the other processes at {address} within {timeout} s "
-                           f"({e.strerror or e}); start process 0 first, give every process the same --coordinator "
-                           "and --num-processes, or raise --connect-timeout")
-            time.sleep(0.5)
-
-
-def _initialize(prog: str, jax, kwargs: dict, timeout: int, where: str) -> None:
-    if kwargs.get("process_id"):  # process 0 is the coordinator: the others wait for it first
-        _wait_for_coordinator(prog, kwargs["coordinator_address"], timeout)
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes gather results
-    try:
-        jax.distributed.initialize(**kwargs, initialization_timeout=timeout)
-    except Exception as e:  # noqa: BLE001 - the runtime raises several kinds; all mean the same here
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        fail(prog, f"argument --coordinator: could not join the other processes at {where} within {timeout} s "
-                   f"({reason}); start every process with the same --coordinator and --num-processes, or "
-                   "raise --connect-timeout")
 
 
 def _parse_devices(text: str):
