@@ -148,11 +148,14 @@ class ImageFolderTask(Task):
         share = static["test_share"]
         raw = load_image_folder_cached(path, resize=static["resize"] and parse_size(static["resize"]),
                                        channels={"gray": 1, "rgb": 3}.get(static["color"]), mixed_channels=False,
-                                       test=share is not None)
+                                       test=False)
         names = raw["class_names"]
         if len(names) < 2:
             raise ImageFolderError(f"{path}: one class folder (train/{names[0]}/); a classifier needs two or more: "
                                    "add a folder of images per class")
+        if share is None and "test_images" not in raw:
+            raise ImageFolderError(f"{path}: no test/ folder beside train/; add test/<class>/... or pass "
+                                   "--test-share 0.2 to split a test share off train/")
         if share is not None and "test_images" in raw:
             raise ImageFolderError(f"{path}: has a test/ folder and --test-share {share:g} was given; leave out "
                                    "--test-share to test on test/, or remove test/")

@@ -121,6 +121,7 @@ def model_task(module: nn.Module, optimizer: Callable[..., optax.GradientTransfo
     None decides from y (integer labels are classes). ``epochs`` and ``batch_size`` are its static
     options (``task.resolve_static(epochs=50)``). Everything that cannot work together is an
     :class:`OwnModelError` now, before anything is compiled."""
+    traced = _traced_options(optimizer)
     arrays = _splits(data, data_seed)
     if classify is None:
         classify = np.issubdtype(arrays["y_train"].dtype, np.integer)
@@ -143,7 +144,7 @@ def model_task(module: nn.Module, optimizer: Callable[..., optax.GradientTransfo
         "description": f"{name}: {type(module).__name__} ({'classification' if classify else 'regression'})",
         "options": (static_option("epochs", int, epochs, "epochs (the best-validation epoch is tested)", low=1),
                     static_option("batch_size", int, batch_size, "mini-batch size", low=1),
-                    *_traced_options(optimizer)),
+                    *traced),
         "chunk": max(1, min(25, epochs)),
         "primary_metric": "test_acc" if classify else "test_r2",
         "figures": ("loss", "accuracy", "confusion") if classify else ("loss", "true_vs_pred"),
