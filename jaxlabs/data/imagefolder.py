@@ -223,7 +223,7 @@ def _decode_tree(tree: Tree, class_names: tuple[str, ...], read: Callable[[str],
             seen.setdefault(image.ndim, where(rel))
             if len(seen) > 1 and not mixed_channels:
                 raise ImageFolderError(f"{seen[2]} is grayscale but {seen[3]} is colour; convert the images to one "
-                                       "kind, or give channels=1 or 3 (--channels 1 or 3) to convert them as they are read")
+                                       "kind, or convert them as they are read: --color gray or --color rgb (channels=1 or 3)")
             images[i] = image[..., None] if image.ndim == 2 else image  # gray broadcasts to 3 equal channels
         data[f"{split}_images"] = images
         data[f"{split}_labels"] = np.repeat(np.arange(len(class_names), dtype=np.int32),
