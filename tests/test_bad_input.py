@@ -217,7 +217,7 @@ def blank_cell(lines):
 
 
 def tiny_memory(monkeypatch, root: Path) -> None:
-    monkeypatch.setattr("jaxlabs.plans.free_device_memory", lambda: 100)
+    monkeypatch.setattr("jaxlabs.engine.memory.free_device_memory", lambda: 100)
 
 
 def an_existing_file(root: Path) -> Path:

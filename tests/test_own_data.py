@@ -139,7 +139,7 @@ def test_image_folder_test_share_resize_and_gray(tmp_path):
 
 def test_image_folder_larger_than_device_memory(tmp_path, monkeypatch):
     write_image_folder(tmp_path / "pets", COUNTS, size=8)
-    monkeypatch.setattr("jaxlabs.plans.free_device_memory", lambda: 1000)
+    monkeypatch.setattr("jaxlabs.engine.memory.free_device_memory", lambda: 1000)
     task = get_task("image-folder")
     with pytest.raises(MemoryError, match=r"pets: the decoded images take .* but the device has 1000 B free"):
         task.splits(task.resolve_static(data_dir=str(tmp_path / "pets")))

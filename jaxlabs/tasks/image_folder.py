@@ -66,7 +66,7 @@ def split_off(labels: np.ndarray, share: float, seed: int, what: str, where: str
 def memory_check(data: dict, where: str) -> None:
     """A dataset that cannot sit on the device (it stays there, shared by every member) is a
     one-line error naming both sizes, before anything is compiled."""
-    from jaxlabs.plans import fmt_bytes, free_device_memory
+    from jaxlabs.engine.memory import fmt_bytes, free_device_memory
 
     size = sum(v.nbytes for k, v in data.items() if k.startswith(("x_", "y_")))
     free = free_device_memory()
