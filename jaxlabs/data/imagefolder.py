@@ -8,7 +8,9 @@ Sub-folders of a class folder count as that class (as in torchvision); hidden fi
 ``__MACOSX/`` and non-image files are skipped.
 
 Decoding CIFAR-10's 60,000 32x32 JPEGs takes 9-13 s on 2 CPU cores (Pillow's decoder is about
-a third of it, Python per file the rest): short beside a training run, so nothing is cached.
+a third of it, Python per file the rest): short beside a training run, so the labs' loaders cache
+nothing; the image-folder task keeps the arrays in the cache directory
+(:mod:`jaxlabs.data.imagecache`).
 """
 from __future__ import annotations
 
@@ -113,64 +115,79 @@ def _list_zip(archive: zipfile.ZipFile, path: Path) -> tuple[Tree, Callable[[str
     return tree, lambda rel: archive.read(prefix + rel), prefix.rstrip("/")
 
 
-def _check_tree(tree: Tree, where: str) -> tuple[str, ...]:
-    """The class names, after checking both splits exist, have the same classes, and no class is empty."""
-    for split in SPLITS:
+def _check_tree(tree: Tree, where: str, required: tuple[str, ...] = SPLITS) -> tuple[str, ...]:
+    """The class names, after checking the `required` splits exist, the splits have the same
+    classes, and no class is empty."""
+    for split in required:
         if split not in tree:
             other = next(iter(tree))
             raise ImageFolderError(f"{where}: no {split}/ folder beside {other}/, expected {_LAYOUT}")
+    present = [s for s in SPLITS if s in tree]
+    for split in present:
         if not tree[split]:
             raise ImageFolderError(f"{where}: {split}/ has no class folders, expected {_LAYOUT}")
-    if set(tree["train"]) != set(tree["test"]):
+    if "test" in tree and set(tree["train"]) != set(tree["test"]):
         only = {s: sorted(set(tree[s]) - set(tree[o])) for s, o in (("train", "test"), ("test", "train"))}
         diff = "; ".join(f"only in {s}/: {', '.join(c) or '-'}" for s, c in only.items())
         raise ImageFolderError(f"{where}: train/ and test/ have different classes ({diff}); "
                                "both need the same class folders")
-    for split in SPLITS:
+    for split in present:
         for name, files in tree[split].items():
             if not files:
                 raise ImageFolderError(f"{where}: class folder {split}/{name}/ has no .jpg/.jpeg/.png images; "
-                                       "add its images or remove the folder from train/ and test/")
+                                       f"add its images or remove the folder from {' and '.join(f'{s}/' for s in present)}")
     return tuple(sorted(tree["train"]))
 
 
-def _decode(blob: bytes, where: Callable[[], str]) -> np.ndarray:
-    """uint8 (H, W) for a grayscale image, (H, W, 3) for anything else (palette, alpha, CMYK)."""
+def _decode(blob: bytes, where: Callable[[], str], channels: int | None = None,
+            resize: tuple[int, int] | None = None) -> np.ndarray:
+    """uint8 (H, W) for a grayscale image, (H, W, 3) for anything else (palette, alpha, CMYK);
+    ``channels`` 1 or 3 converts every image to gray or RGB; ``resize`` (H, W): bilinear, Pillow's."""
     from PIL import Image  # imported when images are read: Pillow is needed by nothing else here
 
     try:
         with Image.open(io.BytesIO(blob)) as image:
             image.load()  # decode now, so a truncated file fails here with its name
-            mode = "L" if image.mode in ("1", "L", "LA") else "RGB"
-            return np.asarray(image if image.mode == mode else image.convert(mode))
+            mode = {1: "L", 3: "RGB"}.get(channels) or ("L" if image.mode in ("1", "L", "LA") else "RGB")
+            image = image if image.mode == mode else image.convert(mode)
+            if resize is not None and image.size != (resize[1], resize[0]):
+                image = image.resize((resize[1], resize[0]), Image.BILINEAR)
+            return np.asarray(image)
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError...: all mean "bad image"
         raise ImageFolderError(f"{where()}: cannot decode the image ({type(e).__name__}: {e}); "
                                "replace or delete the file") from None
 
 
-def load_image_folder(path: str | os.PathLike, copy_of: str | None = None) -> dict:
+def load_image_folder(path: str | os.PathLike, copy_of: str | None = None, *, resize: tuple[int, int] | None = None,
+                      channels: int | None = None, mixed_channels: bool = True, test: bool = True) -> dict:
     """``train_images``, ``test_images`` uint8 (N, H, W, C) and ``train_labels``, ``test_labels``
     int32 (N,), as :func:`jaxlabs.data.load_dataset` returns them, plus ``class_names`` (label i is
     ``class_names[i]``) and ``source``, the name records and figures should give the data:
     "NAME (image folder of JPEG files)", or "NAME (JPEG copy of CIFAR-10)" with ``copy_of="CIFAR-10"``,
     so a re-encoded copy is never reported as the original dataset.
 
-    C is 3 (RGB), or 1 when every image is grayscale. All images must have one size.
+    C is 3 (RGB), or 1 when every image is grayscale; ``channels`` (1 or 3) converts every image
+    to that. ``mixed_channels=False``: gray and colour images together are an error naming one of
+    each (instead of gray ones becoming three equal channels). All images must have one size, or
+    ``resize`` = (H, W) gives them one. ``test=False``: a tree without test/ is read too (its dict
+    then has no test arrays).
     """
+    options = {"resize": resize, "channels": channels, "mixed_channels": mixed_channels}
+    required = SPLITS if test else ("train",)
     path = Path(path)
     if path.is_file():
         with _open_zip(path) as archive:
             tree, read, top = _list_zip(archive, path)
-            class_names = _check_tree(tree, str(path))
+            class_names = _check_tree(tree, str(path), required)
             data = _decode_tree(tree, class_names, read,
-                                lambda rel: f"{path}:{top + '/' if top else ''}{rel}")
+                                lambda rel: f"{path}:{top + '/' if top else ''}{rel}", **options)
         title = top or path.stem
     elif path.is_dir():
         tree, read = _list_folder(path)
         if not tree:
             raise ImageFolderError(f"{path}: no train/ or test/ folder, expected {_LAYOUT}")
-        class_names = _check_tree(tree, str(path))
-        data = _decode_tree(tree, class_names, read, lambda rel: str(path / rel))
+        class_names = _check_tree(tree, str(path), required)
+        data = _decode_tree(tree, class_names, read, lambda rel: str(path / rel), **options)
         title = path.resolve().name
     else:
         raise FileNotFoundError(f"{path}: no such folder or .zip")
@@ -182,30 +199,36 @@ def load_image_folder(path: str | os.PathLike, copy_of: str | None = None) -> di
 
 
 def _decode_tree(tree: Tree, class_names: tuple[str, ...], read: Callable[[str], bytes],
-                 where: Callable[[str], str]) -> dict[str, np.ndarray]:
-    """The four arrays, images in class order then file order; `where` names a file for errors."""
+                 where: Callable[[str], str], resize: tuple[int, int] | None = None, channels: int | None = None,
+                 mixed_channels: bool = True) -> dict[str, np.ndarray]:
+    """The arrays of each split in `tree`, images in class order then file order; `where` names a
+    file for errors."""
     first: tuple[str, tuple[int, int]] | None = None  # an image's name and size, to compare the others with
-    all_gray = True
+    seen = {}  # ndim (2: gray, 3: colour) -> the first such file, for the mixed-channels error
     data = {}
-    for split in SPLITS:
+    for split in (s for s in SPLITS if s in tree):
         files = [rel for name in class_names for rel in tree[split][name]]
         images = None  # allocated at the first image's size, 3 channels; cut to 1 if all are gray
         for i, rel in enumerate(files):
-            image = _decode(read(rel), lambda: where(rel))  # the name is only formatted for an error
+            image = _decode(read(rel), lambda: where(rel), channels, resize)  # the name is only formatted for an error
             if first is None:
                 first = (where(rel), image.shape[:2])
             elif image.shape[:2] != first[1]:
                 (h, w), (h0, w0) = image.shape[:2], first[1]
                 raise ImageFolderError(f"{where(rel)}: image is {w}x{h} but {first[0]} is {w0}x{h0}; "
-                                       "all images must have one size (resize them first)")
+                                       "all images must have one size (resize them first, or give resize=HxW: "
+                                       "--resize HxW)")
             if images is None:
                 images = np.empty((len(files), *first[1], 3), np.uint8)
-            all_gray &= image.ndim == 2
+            seen.setdefault(image.ndim, where(rel))
+            if len(seen) > 1 and not mixed_channels:
+                raise ImageFolderError(f"{seen[2]} is grayscale but {seen[3]} is colour; convert the images to one "
+                                       "kind, or convert them as they are read: --color gray or --color rgb (channels=1 or 3)")
             images[i] = image[..., None] if image.ndim == 2 else image  # gray broadcasts to 3 equal channels
         data[f"{split}_images"] = images
         data[f"{split}_labels"] = np.repeat(np.arange(len(class_names), dtype=np.int32),
                                             [len(tree[split][name]) for name in class_names])
-    if all_gray:
-        for split in SPLITS:
+    if set(seen) == {2}:
+        for split in (s for s in SPLITS if s in tree):
             data[f"{split}_images"] = np.ascontiguousarray(data[f"{split}_images"][..., :1])
     return data

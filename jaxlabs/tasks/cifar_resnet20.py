@@ -63,12 +63,15 @@ class CifarResNet20Task(Task):
     figures = ("loss", "accuracy", "confusion")
     higher_better = frozenset({"test_acc", "val_acc", "train_acc"})
 
-    def build(self, static: dict):
+    def raw_data(self, static: dict) -> dict:
+        """load_dataset's dict: CIFAR-10 (or a copy) from data_dir, or the synthetic stand-in."""
         if static["synthetic"]:
             n = int(static["synthetic"])
-            raw = synthetic_images(n, max(n // 5, 1), (32, 32, 3))
-        else:
-            raw = load_dataset("cifar10", static["data_dir"])
+            return synthetic_images(n, max(n // 5, 1), (32, 32, 3))
+        return load_dataset("cifar10", static["data_dir"])
+
+    def build(self, static: dict):
+        raw = self.raw_data(static)
         data = {"x_train": raw["train_images"], "y_train": raw["train_labels"],
                 "x_test": raw["test_images"], "y_test": raw["test_labels"]}
         b, w = static["blocks"], static["width"]
