@@ -169,8 +169,8 @@ def main(argv=None) -> int:
         for g in r["timing"]:
             print(f"compile {g['compile_s']:.1f} s, train {g['run_s']:.1f} s for {g['members']} members "
                   f"x {g['epochs_run']} epochs; {plan_line(g)}")
-        print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, results.json, results.csv, "
-              f"curves.npz, {', '.join(f for f in r['figures'] if f.endswith('.png'))}")
+        print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, report.html, results.json, "
+              f"results.csv, curves.npz, {', '.join(f for f in r['figures'] if f.endswith('.png'))}")
         return 0
 
 

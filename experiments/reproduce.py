@@ -159,7 +159,7 @@ def main(argv=None) -> int:
                 checkpoint.clear(out / study.key)
         except KeyboardInterrupt as e:
             return interrupted(PROG, e)
-        print(f"\nindex: {out}/index.md ({len(results)} studies run, {len(skipped)} skipped)")
+        print(f"\nindex: {out}/index.md, index.html ({len(results)} studies run, {len(skipped)} skipped)")
         return 0
 
 

@@ -25,6 +25,7 @@ from jaxlabs.catalogue import STUDIES
 from jaxlabs.checkpoint import CHECKPOINT_DIR, StudyCheckpoint, code_version
 from jaxlabs.checkpoint import remove as remove_checkpoint
 from jaxlabs.plots import study_figures
+from jaxlabs.html import render
 from jaxlabs.report import write_report
 from jaxlabs import atomic
 from jaxlabs.results import summarize_setting, write_curves, write_records
@@ -161,7 +162,8 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
         write_records(staging, records, meta)  # first: nothing trained is lost
         write_curves(staging, result)
         figures = study_figures(study, task, result, staging)
-        verdict, lines, table = write_report(study, task, summary, figures, seeds, wall, quick, staging, command, data)
+        verdict, lines, table = write_report(study, task, summary, figures, seeds, wall, quick, staging, command, data,
+                                             index=_index_link(study))
         write_records(staging, records, {**meta, "verdict": verdict})
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
@@ -224,10 +226,16 @@ def rewrite_report(study: Study, out: Path) -> dict:
     wall = float(meta.get("wall_s") or float("nan"))
     verdict, lines, table = write_report(study, task, summary, figures, meta.get("seeds", []), wall,
                                          bool(meta.get("quick")), out, meta.get("command", ""),
-                                         meta.get("data", []))
+                                         meta.get("data", []), index=_index_link(study))
     atomic.write_json(path, {**meta, "verdict": verdict})
     return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
             "quick": bool(meta.get("quick")), "lines": lines, "table": table, "figures": figures}
+
+
+def _index_link(study: Study) -> str | None:
+    """``../index.html`` for a study of the catalogue (``reproduce`` writes an index beside its
+    folders), None for an ad-hoc study (``lr_sweep``: a folder of its own)."""
+    return "../index.html" if any(s.key == study.key for s in STUDIES) else None
 
 
 def _report_verdict(results_json: Path) -> str | None:
@@ -246,7 +254,8 @@ def _report_verdict(results_json: Path) -> str | None:
 
 
 def write_index(results: list[dict], skipped: list[tuple[str, str]], out: Path) -> None:
-    """``index.md`` in ``out``: a line per study with its verdict, linking its report. Studies run
+    """``index.md`` and ``index.html`` in ``out``: a line per study with its verdict, linking its
+    report (the HTML page links the HTML reports). Studies run
     earlier into the same folder (their ``results.json``) are listed too, marked with their command,
     so running one lab after another builds one index."""
     out = Path(out)
@@ -275,4 +284,6 @@ def write_index(results: list[dict], skipped: list[tuple[str, str]], out: Path) 
         lines.append(f"| [{key}]({rel}/report.md) | {r['title']} | {verdict} | {r['wall_s']:.0f} s | {run_by} |")
     if skipped:
         lines += ["", "## Skipped", ""] + [f"- {k}: {why}" for k, why in skipped]
-    atomic.write_text(out / "index.md", "\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    atomic.write_text(out / "index.md", text)
+    atomic.write_text(out / "index.html", render(text, out, "jaxlabs: the lab reports, regenerated"))
