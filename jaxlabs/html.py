@@ -27,10 +27,11 @@ table { border-collapse: collapse; font-size: 13.5px; }
 th, td { border: 1px solid #d0d7de; padding: .35em .7em; vertical-align: top; }
 th { background: #f6f8fa; text-align: left; white-space: nowrap; }
 td { font-variant-numeric: tabular-nums; }
+td:first-child { white-space: nowrap; }  /* a setting or study name reads as one word */
 tbody tr:nth-child(even) { background: #fafbfc; }
 img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
 .figure { display: inline-block; margin: .5em 1em 1em 0; text-align: center; font-size: 12px; }
-nav { font-size: 13px; margin-bottom: 1em; }
+nav { font-size: 14px; margin-bottom: 1em; }
 """
 
 

@@ -164,6 +164,6 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
         lines += [(out / f).read_text(), ""]
     text = "\n".join(lines)
     atomic.write_text(out / "report.md", text)
-    nav = [("all studies", index)] if index else []
+    nav = [("\u2190 all studies (index)", index)] if index else []
     atomic.write_text(out / "report.html", render(text, out, f"{study.key}: {study.title}", nav))
     return verdict, lines, table

@@ -9,8 +9,8 @@ its options and results in the HParams dashboard.
   beats the curve's best so far (so the best is kept) and the stop epoch; nothing after a member stopped;
 - the HParams plugin's session start (the setting, every static option, every traced number and
   the seed as hparams) when the member starts, and when its group ends its final metrics as
-  ``final/<name>`` scalars, ``final/status`` (1 converged, 2 max_epochs, 3 diverged),
-  ``final/stop_epoch`` and a session end (failure when it diverged). No experiment summary is
+  ``final/<name>`` scalars, ``final/converged`` and ``final/diverged`` (1 or 0; both 0: it ran to
+  the epoch budget), ``final/stop_epoch`` and a session end (failure when it diverged). No experiment summary is
   written, so TensorBoard derives the table's columns from all sessions (every member's hparams,
   every scalar tag as a metric: the curves' latest values while the run goes, the finals after).
 
@@ -39,10 +39,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from jaxlabs.train import CONVERGED, DIVERGED, MAX_EPOCHS, RUNNING
+from jaxlabs.train import CONVERGED, DIVERGED, RUNNING
 
 MAX_POINTS = 900  # regular points per curve; the kept extras (chunk ends, bests, stop) stay near 1,000
-FINAL_STATUS = {CONVERGED: 1, MAX_EPOCHS: 2, DIVERGED: 3}  # final/status: as jaxlabs.train numbers them
 
 
 def run_folder(root: Path, label: str, seed: int) -> Path:
@@ -241,7 +240,9 @@ class TensorBoardLog:
                     m.last = stop
             if stop > m.last:
                 self._write(m, curves, 0, self._points(m, curves, 0, stop - 1, stride, True))
-            values = {"final/status": FINAL_STATUS.get(int(final["status"][i]), 0), "final/stop_epoch": stop}
+            code = int(final["status"][i])  # 0/1 columns read plainly in the HParams table, a code would not
+            values = {"final/converged": float(code == CONVERGED), "final/diverged": float(code == DIVERGED),
+                      "final/stop_epoch": stop}
             values.update({f"final/{k}": v[i] for k, v in final.items()
                            if k not in ("status", "stop_epoch") and np.ndim(v[i]) == 0})
             m.events.summary(max(stop, 1), values, time.time())

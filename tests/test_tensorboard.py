@@ -72,8 +72,9 @@ def check_member(run, i, members, curves, stop, status):
     end = run["hparams"]["_hparams_/session_end_info"].session_end_info
     assert end.status == (2 if status[i] == DIVERGED else 1)  # STATUS_FAILURE / STATUS_SUCCESS
     finals = {k: v[1][-1] for k, v in run["scalars"].items() if k.startswith("final/")}
-    assert finals["final/stop_epoch"] == stop[i] and finals["final/status"] == {1: 1, 2: 2, 3: 3}[status[i]]
-    assert set(finals) == {"final/status", "final/stop_epoch", "final/test_mse"}  # arrays are not scalars
+    assert finals["final/stop_epoch"] == stop[i]
+    assert (finals["final/converged"], finals["final/diverged"]) == (status[i] == CONVERGED, status[i] == DIVERGED)
+    assert set(finals) == {"final/converged", "final/diverged", "final/stop_epoch", "final/test_mse"}  # no arrays
 
 
 def test_one_run_per_member_with_thinned_curves_hparams_and_finals(tmp_path):
