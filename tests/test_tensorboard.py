@@ -148,17 +148,13 @@ def test_a_killed_runs_truncated_event_file_still_reads(tmp_path):
 
 
 def test_a_full_disk_is_an_oserror_naming_the_event_file(tmp_path, monkeypatch):
-    from tensorboardX import record_writer
+    import builtins
 
     members, curves, stop, status = grid()
     log = TensorBoardLog(tmp_path)
-    feed(log, members, curves, stop, status, end=100)
-
-    def full(self, data):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(record_writer.RecordWriter, "write", full)
+    # every event file is /dev/full: its writes fail with ENOSPC, as on a full disk
+    monkeypatch.setattr("jaxlabs.tensorboard.open", lambda path, mode: builtins.open("/dev/full", mode), raising=False)
     with pytest.raises(OSError) as e:
-        feed(log, members, curves, stop, status, start=100, end=200)
+        feed(log, members, curves, stop, status, end=100)
     assert e.value.errno == errno.ENOSPC and "events.out.tfevents" in e.value.filename
     log.close()
