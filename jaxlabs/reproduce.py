@@ -31,6 +31,7 @@ from jaxlabs import atomic
 from jaxlabs.results import summarize_setting, write_curves, write_records
 from jaxlabs.studies import Setting, Study
 from jaxlabs.sweep import EngineOptions, Member, SweepResult, run_grid
+from jaxlabs.tensorboard import TensorBoardLog
 from jaxlabs.tasks import get_task
 
 QUICK_CAPPED = ("n", "epochs", "synthetic")  # --quick caps these even where a setting varies them
@@ -98,7 +99,7 @@ def study_config(study: Study, task, seeds: Sequence[int], members: Sequence[Mem
 def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = False,
               data_dir: str | None = None, progress: bool = True, command: str = "",
               engine: EngineOptions = EngineOptions(), checkpoint_every: float = 0.0, fresh: bool = False,
-              settings: Sequence[str] | None = None) -> dict:
+              settings: Sequence[str] | None = None, tensorboard: Path | None = None) -> dict:
     """Train every setting x seed, save the records (``results.json``/``.csv``, ``curves.npz``)
     before anything else, then the figures and ``report.md``. Returns ``{"study", "title",
     "verdict", "wall_s", "out", "quick", "lines", "table", "figures", "timing"}``.
@@ -107,7 +108,9 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     and resume from a checkpoint already there (:mod:`jaxlabs.checkpoint`; a study it marks finished
     is not run again); one of another configuration is a CheckpointMismatch. ``fresh``: discard
     any checkpoint first. ``settings``: the labels of the settings to train (default: all; --quick
-    alone trains the first and last); the report says which did not run."""
+    alone trains the first and last); the report says which did not run. ``tensorboard``: write
+    TensorBoard logs as the members train, one run per member in ``tensorboard/<study>/``
+    (:mod:`jaxlabs.tensorboard`; a fresh run replaces that folder, a resumed one appends to it)."""
     task = get_task(study.task)
     out = Path(out)
     if jax.process_index() == 0:
@@ -117,7 +120,7 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     members = study_members(study, task, seeds, run_settings, quick, data_dir)
     if fresh:
         remove_checkpoint(out / CHECKPOINT_DIR)
-    checkpoint = None
+    checkpoint, note = None, None
     if checkpoint_every > 0 and jax.process_count() > 1:
         checkpoint_every = 0.0  # each process would need its own share: not yet; process 0 says so
         if jax.process_index() == 0:
@@ -130,11 +133,20 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
             print(note)
         if checkpoint.finished:
             return {**rewrite_report(study, out), "timing": json.loads((out / "results.json").read_text())["timing"]}
+    observer = None
+    if tensorboard is not None and jax.process_index() == 0:
+        logs = Path(tensorboard) / study.key
+        if checkpoint is None or note is None:  # not resuming: an earlier run's logs go, as its results do
+            shutil.rmtree(logs, ignore_errors=True)
+        observer = TensorBoardLog(logs, task.higher_is_better)
     try:
-        result = run_grid(task, members, progress=progress, name=study.key, engine=engine, checkpoint=checkpoint)
+        result = run_grid(task, members, progress=progress, name=study.key, engine=engine, checkpoint=checkpoint,
+                          **({} if observer is None else {"observer": observer}))
     finally:
         if checkpoint is not None:
             checkpoint.close()
+        if observer is not None:
+            observer.close()
     wall = round(time.perf_counter() - t0, 2)  # as results.json keeps it: a rewritten report reads the same
     timing = [{"settings": list(dict.fromkeys(g.labels)), "members": g.members, "epochs_run": g.epochs_run,
                "compile_s": round(g.compile_s, 3), "run_s": round(g.run_s, 3), "plan": g.plan,
@@ -284,6 +296,9 @@ def write_index(results: list[dict], skipped: list[tuple[str, str]], out: Path) 
         lines.append(f"| [{key}]({rel}/report.md) | {r['title']} | {verdict} | {r['wall_s']:.0f} s | {run_by} |")
     if skipped:
         lines += ["", "## Skipped", ""] + [f"- {k}: {why}" for k, why in skipped]
+    if (out / "tensorboard").is_dir():
+        lines += ["", f"Every member's curves and hyperparameters: `tensorboard --logdir {out / 'tensorboard'}` "
+                  "(the HParams tab: one row per member)."]
     text = "\n".join(lines) + "\n"
     atomic.write_text(out / "index.md", text)
     atomic.write_text(out / "index.html", render(text, out, "jaxlabs: the lab reports, regenerated"))
