@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, durable, engine_error, engine_options, fail,
-                         output_lock,
-                         int_at_least, interrupted, is_writer, plan_line, positive_float_list, start_processes)
+from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, add_tensorboard_flag, durable,
+                         engine_error, engine_options, fail, output_lock, int_at_least, interrupted, is_writer,
+                         plan_line, positive_float_list, start_processes)
 from jaxlabs.options import OptionError
 from jaxlabs.tasks import TASKS, get_task
 
@@ -57,6 +57,7 @@ def build_parser(task) -> ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>-lr-sweep)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_tensorboard_flag(p)
     add_engine_flags(p)
     add_durability_flags(p)
     g = p.add_argument_group(f"options of {task.name} ({task.description})")
@@ -151,7 +152,8 @@ def main(argv=None) -> int:
             with durable(args):
                 r = run_study(study, seeds, out, progress=not args.no_progress, engine=engine,
                               command=" ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
-                              checkpoint_every=args.checkpoint_every, fresh=args.fresh)
+                              checkpoint_every=args.checkpoint_every, fresh=args.fresh,
+                              tensorboard=Path(out) / "tensorboard" if args.tensorboard else None)
         except KeyboardInterrupt as e:
             return interrupted(PROG, e)
         except MemoryError as e:  # one member does not fit the memory limit
@@ -169,8 +171,9 @@ def main(argv=None) -> int:
         for g in r["timing"]:
             print(f"compile {g['compile_s']:.1f} s, train {g['run_s']:.1f} s for {g['members']} members "
                   f"x {g['epochs_run']} epochs; {plan_line(g)}")
-        print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, results.json, results.csv, "
-              f"curves.npz, {', '.join(f for f in r['figures'] if f.endswith('.png'))}")
+        print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, report.html, results.json, "
+              f"results.csv, curves.npz, {', '.join(f for f in r['figures'] if f.endswith('.png'))}"
+              + (f"; TensorBoard: tensorboard --logdir {out}/tensorboard" if args.tensorboard else ""))
         return 0
 
 

@@ -16,9 +16,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, durable, engine_error, engine_options, fail,
-                         output_lock,
-                         int_at_least, interrupted, is_writer, plan_line, start_processes)
+from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, add_tensorboard_flag, durable,
+                         engine_error, engine_options, fail, output_lock, int_at_least, interrupted, is_writer,
+                         plan_line, start_processes)
 
 PROG = "python -m experiments.reproduce"
 
@@ -36,6 +36,7 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", dest="data_dir", help="folder with MNIST / Fashion-MNIST / CIFAR-10 files "
                    "(or set JAXLABS_DATA_DIR)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_tensorboard_flag(p)
     p.add_argument("--report-only", action="store_true",
                    help="rewrite each study's report.md from the results.json already in OUT/<study>, "
                         "without training (after a change to how reports judge); --seeds, --quick and "
@@ -131,7 +132,8 @@ def main(argv=None) -> int:
                         r = run_study(study, seeds, out / study.key, quick=args.quick, data_dir=args.data_dir,
                                       progress=not args.no_progress, command=command, engine=engine,
                                       checkpoint_every=args.checkpoint_every, fresh=args.fresh,
-                                      settings=args.setting)
+                                      settings=args.setting,
+                                      tensorboard=out / "tensorboard" if args.tensorboard else None)
                 except KeyboardInterrupt as e:
                     return interrupted(PROG, e)
                 except (CheckpointMismatch, CheckpointDamaged) as e:  # never skipped, never mixed
@@ -159,7 +161,8 @@ def main(argv=None) -> int:
                 checkpoint.clear(out / study.key)
         except KeyboardInterrupt as e:
             return interrupted(PROG, e)
-        print(f"\nindex: {out}/index.md ({len(results)} studies run, {len(skipped)} skipped)")
+        print(f"\nindex: {out}/index.md, index.html ({len(results)} studies run, {len(skipped)} skipped)"
+          + (f"; TensorBoard: tensorboard --logdir {out}/tensorboard" if args.tensorboard else ""))
         return 0
 
 

@@ -114,6 +114,11 @@ def add_durability_flags(p: argparse.ArgumentParser) -> None:
                    help="discard a checkpoint in --out (another run's, or this one's) and start over")
 
 
+def add_tensorboard_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
+                   help="write no TensorBoard logs (default: OUT/tensorboard/<study>/<setting>/seed<k>, written as it trains)")
+
+
 def durable(args):
     """While the command trains: Ctrl-C writes a checkpoint and stops (with checkpoints on)."""
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Collection, Sequence
 
 from jaxlabs import atomic
+from jaxlabs.html import render
 from jaxlabs.results import fmt_num, format_table, mean_std
 from jaxlabs.studies import SEED_TEST_LEVEL, Claim, ClaimVerdict, MetricDirection, Original, Outcome, Study
 
@@ -113,9 +114,12 @@ def ran_line(study: Study, ran: Collection[str]) -> str:
 
 
 def write_report(study: Study, task, summary: dict, figures: list[str], seeds, wall: float, quick: bool,
-                 out: Path, command: str, data: Sequence[str] = ()) -> tuple[str, list[str], str]:
-    """Write ``out/report.md``; returns the verdict line, the report's lines and its table.
-    ``data``: what the members trained on, when a task names it (a copy of a dataset, stand-in data)."""
+                 out: Path, command: str, data: Sequence[str] = (), index: str | None = None
+                 ) -> tuple[str, list[str], str]:
+    """Write ``out/report.md`` and the same page as ``out/report.html`` (figures embedded); returns
+    the verdict line, the report's lines and its table. ``data``: what the members trained on, when
+    a task names it (a copy of a dataset, stand-in data). ``index``: the index page's address from
+    ``out``, linked above the HTML page."""
     direction = metric_direction(study, task)
     table, n_orig, n_ok = results_table(study, summary, direction)
     claims = [c.judge(summary, direction) for c in study.claims]
@@ -158,5 +162,8 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
         lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures if not f.endswith(".md")] + [""]
     for f in per_class:
         lines += [(out / f).read_text(), ""]
-    atomic.write_text(out / "report.md", "\n".join(lines))
+    text = "\n".join(lines)
+    atomic.write_text(out / "report.md", text)
+    nav = [("\u2190 all studies (index)", index)] if index else []
+    atomic.write_text(out / "report.html", render(text, out, f"{study.key}: {study.title}", nav))
     return verdict, lines, table

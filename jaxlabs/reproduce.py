@@ -25,11 +25,13 @@ from jaxlabs.catalogue import STUDIES
 from jaxlabs.checkpoint import CHECKPOINT_DIR, StudyCheckpoint, code_version
 from jaxlabs.checkpoint import remove as remove_checkpoint
 from jaxlabs.plots import study_figures
+from jaxlabs.html import render
 from jaxlabs.report import write_report
 from jaxlabs import atomic
 from jaxlabs.results import summarize_setting, write_curves, write_records
 from jaxlabs.studies import Setting, Study
 from jaxlabs.sweep import EngineOptions, Member, SweepResult, run_grid
+from jaxlabs.tensorboard import TensorBoardLog
 from jaxlabs.tasks import get_task
 
 QUICK_CAPPED = ("n", "epochs", "synthetic")  # --quick caps these even where a setting varies them
@@ -97,7 +99,7 @@ def study_config(study: Study, task, seeds: Sequence[int], members: Sequence[Mem
 def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = False,
               data_dir: str | None = None, progress: bool = True, command: str = "",
               engine: EngineOptions = EngineOptions(), checkpoint_every: float = 0.0, fresh: bool = False,
-              settings: Sequence[str] | None = None, task=None) -> dict:
+              settings: Sequence[str] | None = None, tensorboard: Path | None = None, task=None) -> dict:
     """Train every setting x seed, save the records (``results.json``/``.csv``, ``curves.npz``)
     before anything else, then the figures and ``report.md``. Returns ``{"study", "title",
     "verdict", "wall_s", "out", "quick", "lines", "table", "figures", "timing"}``.
@@ -106,9 +108,11 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     and resume from a checkpoint already there (:mod:`jaxlabs.checkpoint`; a study it marks finished
     is not run again); one of another configuration is a CheckpointMismatch. ``fresh``: discard
     any checkpoint first. ``settings``: the labels of the settings to train (default: all; --quick
-    alone trains the first and last); the report says which did not run. ``task``: the task object
-    to run (default: the registered task ``study.task`` names; a model_task of one's own is not
-    registered)."""
+    alone trains the first and last); the report says which did not run. ``tensorboard``: write
+    TensorBoard logs as the members train, one run per member in ``tensorboard/<study>/``
+    (:mod:`jaxlabs.tensorboard`; a fresh run replaces that folder, a resumed one appends to it).
+    ``task``: the task object to run (default: the registered task ``study.task`` names; a
+    model_task of one's own is not registered)."""
     task = task if task is not None else get_task(study.task)
     out = Path(out)
     if jax.process_index() == 0:
@@ -118,7 +122,7 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     members = study_members(study, task, seeds, run_settings, quick, data_dir)
     if fresh:
         remove_checkpoint(out / CHECKPOINT_DIR)
-    checkpoint = None
+    checkpoint, note = None, None
     if checkpoint_every > 0 and jax.process_count() > 1:
         checkpoint_every = 0.0  # each process would need its own share: not yet; process 0 says so
         if jax.process_index() == 0:
@@ -131,11 +135,20 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
             print(note)
         if checkpoint.finished:
             return {**rewrite_report(study, out), "timing": json.loads((out / "results.json").read_text())["timing"]}
+    observer = None
+    if tensorboard is not None and jax.process_index() == 0:
+        logs = Path(tensorboard) / study.key
+        if checkpoint is None or note is None:  # not resuming: an earlier run's logs go, as its results do
+            shutil.rmtree(logs, ignore_errors=True)
+        observer = TensorBoardLog(logs, task.higher_is_better)
     try:
-        result = run_grid(task, members, progress=progress, name=study.key, engine=engine, checkpoint=checkpoint)
+        result = run_grid(task, members, progress=progress, name=study.key, engine=engine, checkpoint=checkpoint,
+                          observer=observer)
     finally:
         if checkpoint is not None:
             checkpoint.close()
+        if observer is not None:
+            observer.close()
     wall = round(time.perf_counter() - t0, 2)  # as results.json keeps it: a rewritten report reads the same
     timing = [{"settings": list(dict.fromkeys(g.labels)), "members": g.members, "epochs_run": g.epochs_run,
                "compile_s": round(g.compile_s, 3), "run_s": round(g.run_s, 3), "plan": g.plan,
@@ -163,7 +176,8 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
         write_records(staging, records, meta)  # first: nothing trained is lost
         write_curves(staging, result)
         figures = study_figures(study, task, result, staging)
-        verdict, lines, table = write_report(study, task, summary, figures, seeds, wall, quick, staging, command, data)
+        verdict, lines, table = write_report(study, task, summary, figures, seeds, wall, quick, staging, command, data,
+                                             index=_index_link(study))
         write_records(staging, records, {**meta, "verdict": verdict})
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
@@ -226,10 +240,16 @@ def rewrite_report(study: Study, out: Path) -> dict:
     wall = float(meta.get("wall_s") or float("nan"))
     verdict, lines, table = write_report(study, task, summary, figures, meta.get("seeds", []), wall,
                                          bool(meta.get("quick")), out, meta.get("command", ""),
-                                         meta.get("data", []))
+                                         meta.get("data", []), index=_index_link(study))
     atomic.write_json(path, {**meta, "verdict": verdict})
     return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
             "quick": bool(meta.get("quick")), "lines": lines, "table": table, "figures": figures}
+
+
+def _index_link(study: Study) -> str | None:
+    """``../index.html`` for a study of the catalogue (``reproduce`` writes an index beside its
+    folders), None for an ad-hoc study (``lr_sweep``: a folder of its own)."""
+    return "../index.html" if any(s.key == study.key for s in STUDIES) else None
 
 
 def _report_verdict(results_json: Path) -> str | None:
@@ -248,7 +268,8 @@ def _report_verdict(results_json: Path) -> str | None:
 
 
 def write_index(results: list[dict], skipped: list[tuple[str, str]], out: Path) -> None:
-    """``index.md`` in ``out``: a line per study with its verdict, linking its report. Studies run
+    """``index.md`` and ``index.html`` in ``out``: a line per study with its verdict, linking its
+    report (the HTML page links the HTML reports). Studies run
     earlier into the same folder (their ``results.json``) are listed too, marked with their command,
     so running one lab after another builds one index."""
     out = Path(out)
@@ -277,4 +298,9 @@ def write_index(results: list[dict], skipped: list[tuple[str, str]], out: Path) 
         lines.append(f"| [{key}]({rel}/report.md) | {r['title']} | {verdict} | {r['wall_s']:.0f} s | {run_by} |")
     if skipped:
         lines += ["", "## Skipped", ""] + [f"- {k}: {why}" for k, why in skipped]
-    atomic.write_text(out / "index.md", "\n".join(lines) + "\n")
+    if (out / "tensorboard").is_dir():
+        lines += ["", f"Every member's curves and hyperparameters: `tensorboard --logdir {out / 'tensorboard'}` "
+                  "(the HParams tab: one row per member)."]
+    text = "\n".join(lines) + "\n"
+    atomic.write_text(out / "index.md", text)
+    atomic.write_text(out / "index.html", render(text, out, "jaxlabs: the lab reports, regenerated"))
