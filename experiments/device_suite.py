@@ -181,6 +181,9 @@ def main(argv=None) -> int:
             fail(PROG, f"--json {args.json}: {e}")
     import jax
 
+    if jax.default_backend() == "cpu" and not args.tiny:
+        fail(PROG, "JAX sees no accelerator here (jax.devices() lists CPUs only): install jax with CUDA "
+                   "(pip install -e \".[cuda12]\"), or give --tiny for the CPU-sized rows")
     print(f"device suite on {jax.default_backend()} ({jax.devices()[0].device_kind}), budget {args.budget_s:.0f} s"
           f"{' (tiny sizes)' if args.tiny else ''}; rates exclude compiles and auto's probe", flush=True)
     result = run_suite(TINY if args.tiny else DEVICE, args.budget_s, args.json)

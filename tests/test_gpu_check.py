@@ -180,3 +180,13 @@ def test_a_device_suite_cut_off_keeps_the_rows_it_measured(tmp_path):
         proc.wait()
     result = json.loads(out.read_text())  # written whole after every row: never half a file
     assert not result["done"] and result["rows"][0]["part"] == "Lab A" and result["rows"][0]["members"] == 1
+
+
+@pytest.mark.parametrize("argv, words", [([], "no accelerator"), (["--tiny", "--budget-s", "0"], "--budget-s")])
+def test_device_suite_refuses_in_one_line(argv, words, capsys):
+    if not argv and jax.default_backend() != "cpu":
+        pytest.skip("an accelerator is here: the suite would run")
+    with pytest.raises(SystemExit) as e:
+        device_suite.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and words in err
