@@ -27,6 +27,7 @@ import numpy as np
 from jaxlabs import atomic
 from jaxlabs.cli import ArgumentParser, fail, int_at_least
 
+PROG = "python -m experiments.gpu_check"
 # members per group: under vmap on one device the conv nets' group count is this; 4 keeps hybrid:2
 # two blocks and gives each of two devices two members
 MEMBERS = 4
@@ -52,7 +53,7 @@ def parse_args(argv=None):
     from jaxlabs.engine.plans import parse_plan
     from jaxlabs.tasks import TASKS
 
-    p = ArgumentParser(prog="python -m experiments.gpu_check", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
 
     def comma_list(flag: str, parse):
         def check(text: str) -> list:
@@ -120,7 +121,7 @@ def check_row(task_name: str, static: dict | None, plan, precision: str, devices
     row = {"task": task_name, "plan": str(plan), "precision": precision, "devices": len(devices), "programs": []}
     try:
         if static is None:
-            raise LookupError(f"no tiny configuration in experiments.gpu_check.TINY")
+            raise LookupError("no tiny configuration in experiments.gpu_check.TINY")
         task = TASKS[task_name](backend=platform)  # the models this platform gets (lax.conv off the CPU)
         trainer, data = task.build(task.resolve_static(**static))
     except Exception as e:  # a task that cannot be built here is a finding too
@@ -138,7 +139,7 @@ def check_row(task_name: str, static: dict | None, plan, precision: str, devices
                     "/".join(f"{c.size / 1000:.0f}" if c.lowered else "-" for c in checks),
                     ",".join(by["chunk"].precisions) or "-",
                     str(by["chunk"].convolutions), str(by["chunk"].grouped),
-                    str(max(c.largest_group for c in checks)), str(by["chunk"].callbacks_in_loop))}
+                    str(by["chunk"].largest_group), str(by["chunk"].callbacks_in_loop))}
 
 
 def main(argv=None) -> int:
@@ -148,11 +149,17 @@ def main(argv=None) -> int:
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()  # before JAX starts
     import jax
 
-    from jaxlabs.results import format_table
+    from jaxlabs.results import check_writable, format_table
+
+    if args.json:
+        try:
+            check_writable(os.path.dirname(os.path.abspath(args.json)))
+        except OSError as e:
+            fail(PROG, f"--json {args.json}: {e}")
 
     cpus = jax.devices("cpu")  # lowering for another platform: the arrays' home does not matter
     if len(cpus) < args.devices:
-        fail("python -m experiments.gpu_check", f"--devices {args.devices}: JAX started with {len(cpus)} CPU "
+        fail(PROG, f"--devices {args.devices}: JAX started with {len(cpus)} CPU "
              f"device(s); run with XLA_FLAGS={flag} or --devices {len(cpus)}")
     cases = [(t, p, q, cpus[:1]) for t in args.tasks for p in args.plans for q in args.precisions]
     if args.devices > 1:
