@@ -58,7 +58,9 @@ class Decision:
 # ---------------------------------------------------------------------------------- the choice
 def candidates(members: int) -> list[Plan]:
     """The plans auto may time for a group of ``members`` per device, in order: vmap, map, and
-    hybrid:K for K up to half the members (a larger K is one vmapped batch and a remainder)."""
+    hybrid:K for K up to half the members (a larger K is one vmapped batch and a remainder). On a
+    GPU a conv net needs the last two: vmapped, its convolutions become grouped ones of
+    ``members`` groups (K under hybrid:K, none under map; ``experiments.gpu_check``), XLA:GPU's slow path."""
     return [VMAP, Plan("map")] + [Plan("hybrid", k) for k in (4, 16, 64) if 2 * k <= members]
 
 

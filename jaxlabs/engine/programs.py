@@ -68,16 +68,22 @@ class Programs:
                                                             skip_stopped=self.plan.kind == "map"),
                 "finish": lambda s, h, d: finalize(trainer, s, h, d)}[name]
 
-    def lower(self, name: str, length: int, args: tuple):
-        """The program ``name`` ("init", "chunk" or "finish"; ``length`` epochs for a chunk) lowered
-        for ``args`` (arrays or ShapeDtypeStructs), as the engine compiles it."""
+    def trace(self, name: str, length: int, args: tuple):
+        """The program ``name`` ("init", "chunk" or "finish"; ``length`` epochs for a chunk) traced
+        for ``args`` (arrays or ShapeDtypeStructs), as the engine compiles it: a jax Traced (its
+        ``jaxpr``; ``.lower(lowering_platforms=("cuda",))`` lowers it for a GPU on any machine)."""
         shared = 2 if name == "chunk" else 1
         idle = (lambda s: s.status != RUNNING, lambda s, h, d, start: hold_epochs(s, length))  # noqa: E731
         fn = self.placement.over_devices(
             self.plan.over_members(self._one(name, length), idle if name == "chunk" else None), shared)
         with jax.default_matmul_precision(PRECISIONS[self.precision]):
             return jax.jit(fn, donate_argnums=(0,) if name == "chunk" else (),
-                           compiler_options=self.options).lower(*args)
+                           compiler_options=self.options).trace(*args)
+
+    def lower(self, name: str, length: int, args: tuple):
+        """:meth:`trace`'s program lowered for this machine's backend, as the engine compiles it."""
+        with jax.default_matmul_precision(PRECISIONS[self.precision]):
+            return self.trace(name, length, args).lower()
 
     def compiled(self, name: str, length: int, args: tuple):
         """:meth:`lower`'s program compiled, once per member count."""

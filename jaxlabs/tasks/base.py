@@ -38,6 +38,12 @@ class Task:
             cls.static_defaults = {k: o.default for k, o in table.items() if not o.traced}
             cls.traced_defaults = {k: o.default for k, o in table.items() if o.traced}
 
+    def __init__(self, backend: str | None = None):
+        # the backend the task builds models for, which picks their convolution
+        # (jaxlabs.models.conv_for_backend); None: JAX's default, where they run. experiments.gpu_check
+        # builds for "cuda" on any machine
+        self.backend = backend
+
     def higher_is_better(self, metric: str) -> bool:
         return metric in self.higher_better
 

@@ -75,7 +75,7 @@ class CifarResNet20Task(Task):
         data = {"x_train": raw["train_images"], "y_train": raw["train_labels"],
                 "x_test": raw["test_images"], "y_test": raw["test_labels"]}
         b, w = static["blocks"], static["width"]
-        model = ResNet(blocks_per_stage=(b, b, b), widths=(w, 2 * w, 4 * w), conv=conv_for_backend())
+        model = ResNet(blocks_per_stage=(b, b, b), widths=(w, 2 * w, 4 * w), conv=conv_for_backend(self.backend))
         drop = static["drop_epoch"]
         spec = ClassifierSpec(
             model=model, loss=cross_entropy, optimizer=lambda hp, steps: make_optimizer(hp, steps, drop),

@@ -96,7 +96,7 @@ class MnistCNNTask(Task):
         data = mnist_splits(raw, static["subset"], static["data_seed"])
         model = CNN(depth=static["depth"], kernel=static["kernel"], channels=static["channels"],
                     hidden=static["hidden"], batch_norm=static["batch_norm"], dropout=static["dropout"],
-                    initializer=static["initializer"], conv=conv_for_backend())
+                    initializer=static["initializer"], conv=conv_for_backend(self.backend))
         spec = ClassifierSpec(
             model=model, loss=cross_entropy, optimizer=lambda hp, steps: torch_adam(hp["lr"]),
             batch_size=static["batch_size"], epochs=static["epochs"], mean=MNIST_MEAN, std=MNIST_STD,
