@@ -44,6 +44,9 @@ TINY = {
     "fashion-mlp": dict(synthetic=48, hidden=8, batch_size=16, epochs=4),
     "cifar-resnet20": dict(synthetic=24, blocks=1, width=4, batch_size=8, epochs=4, drop_epoch=1),
     "mnist-scratch": dict(val_size=40, batch_size=8, width=16, epochs=4),  # data_dir: tiny IDX files
+    "csv": dict(target="y", width=8, depth=1, batch_size=8, epochs=4),  # data: a tiny table
+    "image-folder": dict(model="cnn", depth=1, channels=4, hidden=8, batch_norm=True, batch_size=8, epochs=4,
+                         crop=1, flip=True),  # data_dir: a tiny image folder
 }
 HEADERS = ("task", "plan", "precision", "devices", "lowered", "kB init/chunk/finish", "matmul precision", "chunk convs",
            "grouped", "largest group", "chunk callbacks in loop")
@@ -110,6 +113,30 @@ def write_idx_mnist(folder: Path, n_train: int = 200, n_test: int = 50, size: in
     return folder
 
 
+def write_table(path: Path, rows: int = 60) -> Path:
+    """A tiny CSV table (two numbers, a category, a number target): the csv task's data."""
+    rng = np.random.default_rng(0)
+    colour = rng.choice(["red", "green", "blue"], rows)
+    lines = ["x1,x2,colour,y"] + [f"{a:.4f},{b:.4f},{c},{a - b + (c == 'red'):.4f}"
+                                  for a, b, c in zip(rng.normal(size=rows), rng.normal(size=rows), colour)]
+    atomic.write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def write_image_folder(root: Path, per_class: int = 12, size: int = 8) -> Path:
+    """``root/{train,test}/{a,b,c}/*.png``, random colour images: the image-folder task's data."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("test", per_class // 3)):
+        for name in ("a", "b", "c"):
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(image).save(root / split / name / f"{i}.png")
+    return root
+
+
 def check_row(task_name: str, static: dict | None, plan, precision: str, devices: list, members: int,
               platform: str) -> dict:
     """One table row: the task's programs lowered for ``platform`` (``static``: its tiny options;
@@ -169,6 +196,10 @@ def main(argv=None) -> int:
         tiny = {t: TINY.get(t) for t in args.tasks}
         if "mnist-scratch" in tiny:
             tiny["mnist-scratch"] = dict(TINY["mnist-scratch"], data_dir=str(write_idx_mnist(Path(tmp))))
+        if "csv" in tiny:
+            tiny["csv"] = dict(TINY["csv"], data=str(write_table(Path(tmp) / "table.csv")))
+        if "image-folder" in tiny:
+            tiny["image-folder"] = dict(TINY["image-folder"], data_dir=str(write_image_folder(Path(tmp) / "images")))
         for task, plan, precision, devices in cases:
             members = args.members * len(devices)  # the same members per device on one device and two
             rows.append(check_row(task, tiny[task], plan, precision, devices, members, args.platform))

@@ -10,7 +10,7 @@ here touches a device):
 - any other regression (Boston): the monitored loss's best and median;
 
 always with how many members still run and how many diverged, and, when the caller measured it, the
-throughput (``1,234 img/s``).
+throughput (``1,234 img/s``). :func:`tick` moves the engine's bar after each chunk.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from jaxlabs.train import CONVERGED, DIVERGED, RUNNING
+from jaxlabs.train import CONVERGED, DIVERGED, RUNNING, Trainer
 
 ACCURACY_LOGS = ("val_acc", "test_acc", "acc")  # the first one a classifier logs is shown
 
@@ -59,3 +59,16 @@ def postfix(last: Mapping[str, np.ndarray], status: np.ndarray, *, monitor: str,
     if rate is not None and np.isfinite(rate):
         line += f" | {rate:,.0f} {unit}"
     return line
+
+
+def tick(bar, trainer: Trainer, ws, first: int, done: int, seconds: float, converging: bool) -> None:
+    """Advance the engine's ``bar`` by the ``done`` epochs of the chunk that started at epoch
+    ``first`` (``ws``: the wave after it; ``seconds``: the chunk's, compile excluded) and show
+    :func:`postfix`'s line, with images per second for a trainer that counts them."""
+    real = ws.logs[trainer.monitor].shape[0]
+    last = {k: v[:, first + done - 1] for k, v in ws.logs.items()}
+    members = int((ws.status[:real] == RUNNING).sum()) or real
+    rate = members * done * trainer.items_per_epoch / seconds if trainer.items_per_epoch and seconds > 0 else None
+    bar.update(done)
+    bar.set_postfix_str(postfix(last, ws.status[:real], monitor=trainer.monitor, converging=converging, rate=rate),
+                        refresh=False)

@@ -77,6 +77,7 @@ class Trainer(NamedTuple):
         few epochs of this one.
     data_name: what the data is, as records, reports and figures name it ("" when the task has one
         fixed data source): e.g. "cifar10-jpeg (JPEG copy of CIFAR-10)", "synthetic (2048 random images)".
+    items_per_epoch: the examples one epoch trains on (0: not counted), for the progress bar's rate.
     """
 
     init: Callable[..., Carry]
@@ -88,6 +89,7 @@ class Trainer(NamedTuple):
     checkpoint: Optional[Checkpoint] = None
     probe: Optional[Callable[[], tuple["Trainer", Data]]] = None
     data_name: str = ""
+    items_per_epoch: int = 0
 
 
 class MemberState(NamedTuple):

@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from experiments import lr_sweep, reproduce
-from jaxlabs.catalogue import resolve
 from jaxlabs.html import render
 
 TINY = ["--n", "60", "--epochs", "30", "--width", "8", "--depth", "2", "--no-progress"]

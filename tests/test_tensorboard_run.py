@@ -5,7 +5,6 @@ the run's ``curves.npz`` and ``results.csv``."""
 from __future__ import annotations
 
 import csv
-import errno
 from pathlib import Path
 
 import numpy as np

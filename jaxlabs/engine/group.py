@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxlabs.engine.progress import tick as tick_bar
+from jaxlabs.progress import converging, tick as tick_bar
 from jaxlabs.engine.auto import Auto, Decision
 from jaxlabs.engine.memory import rows, wave_size, waves
 from jaxlabs.engine.options import EngineOptions
@@ -106,8 +106,8 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
         bar = tqdm(total=trainer.max_epochs, unit="epoch", dynamic_ncols=True, leave=True, disable=not progress,
                    desc=(name if len(split) == 1 else f"{name} wave {w + 1}/{len(split)}") + on)
 
-        def tick(ws, first, done, idx=idx, bar=bar):
-            tick_bar(bar, trainer, ws, first, done)
+        def tick(ws, first, done, seconds, idx=idx, bar=bar):
+            tick_bar(bar, trainer, ws, first, done, seconds, converging(hp))
             if observer is not None:
                 observer.chunk(idx, first, {k: v[:, first:first + done] for k, v in ws.logs.items()},
                                ws.status[:len(idx)])

@@ -156,7 +156,7 @@ class WaveRun:
     chunk: int
     decision: Decision
     auto: Auto
-    tick: Callable[[WaveState, int, int], None]  # (wave, first epoch of the chunk, epochs in it)
+    tick: Callable[[WaveState, int, int, float], None]  # (wave, first epoch of the chunk, epochs in it, seconds)
     repacked: Callable[[int, np.ndarray], None]  # (epoch, wave indices of the next program's members)
     save: Optional[Callable[[WaveState, Decision], None]] = None  # between chunks
 
@@ -193,7 +193,7 @@ def train_wave(run: WaveRun, key_data: np.ndarray, hp: dict,
             chunk_s = time.perf_counter() - t0 - (run.programs_for.compile_s - compiled)
         first = ws.epoch
         ws = after_chunk(ws, state, logs, np.asarray(status), run.chunk)
-        run.tick(ws, first, min(run.chunk, trainer.max_epochs - first))
+        run.tick(ws, first, min(run.chunk, trainer.max_epochs - first), chunk_s)
         if not (ws.status == RUNNING).any():
             break
         if run.decision.plan is None:  # auto for a trainer with a cheaper version: after a first chunk

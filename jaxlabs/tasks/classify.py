@@ -173,7 +173,7 @@ def make_trainer(spec: ClassifierSpec, data: dict, data_name: str = "") -> Train
     checkpoint = Checkpoint("val_acc", higher=True, keys=("params", "batch_stats")) if has_val else None
     return Trainer(init, epoch, finish, max_epochs=spec.epochs, monitor="loss",
                    optimizer=lambda hp: spec.optimizer(hp, steps), checkpoint=checkpoint,
-                   probe=lambda: _probe(spec, data), data_name=data_name)
+                   probe=lambda: _probe(spec, data), data_name=data_name, items_per_epoch=n_train)
 
 
 def data_name(raw: dict, original: str, synthetic: int = 0) -> str:

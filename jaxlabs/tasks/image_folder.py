@@ -192,9 +192,9 @@ class ImageFolderTask(Task):
                                  f"lower --depth or --resize them larger")
             return CNN(depth=depth, kernel=static["kernel"], channels=static["channels"], hidden=static["hidden"],
                        classes=classes, batch_norm=static["batch_norm"], dropout=pick("dropout"),
-                       conv=conv_for_backend())
+                       conv=conv_for_backend(self.backend))
         b, w = static["blocks"], pick("width")
-        return ResNet(blocks_per_stage=(b, b, b), widths=(w, 2 * w, 4 * w), classes=classes, conv=conv_for_backend())
+        return ResNet(blocks_per_stage=(b, b, b), widths=(w, 2 * w, 4 * w), classes=classes, conv=conv_for_backend(self.backend))
 
     def build(self, static: dict):
         data, names, name = self.splits(static)
