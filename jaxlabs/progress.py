@@ -62,13 +62,22 @@ def postfix(last: Mapping[str, np.ndarray], status: np.ndarray, *, monitor: str,
 
 
 def tick(bar, trainer: Trainer, ws, first: int, done: int, seconds: float, converging: bool) -> None:
-    """Advance the engine's ``bar`` by the ``done`` epochs of the chunk that started at epoch
-    ``first`` (``ws``: the wave after it; ``seconds``: the chunk's, compile excluded) and show
-    :func:`postfix`'s line, with images per second for a trainer that counts them."""
+    """Advance the engine's ``bar`` to the end of the ``done`` epochs of the chunk that started at
+    epoch ``first`` (whole epochs again where it moved piece by piece within them; ``ws``: the wave
+    after the chunk; ``seconds``: the chunk's, compile excluded) and show :func:`postfix`'s line,
+    with images per second for a trainer that counts them."""
     real = ws.logs[trainer.monitor].shape[0]
     last = {k: v[:, first + done - 1] for k, v in ws.logs.items()}
     members = int((ws.status[:real] == RUNNING).sum()) or real
     rate = members * done * trainer.items_per_epoch / seconds if trainer.items_per_epoch and seconds > 0 else None
-    bar.update(done)
+    bar.update(first + done - bar.n)  # whole epochs again after the pieces' shares
+    bar.n = first + done
     bar.set_postfix_str(postfix(last, ws.status[:real], monitor=trainer.monitor, converging=converging, rate=rate),
                         refresh=False)
+
+
+def with_rate(line: str, rate: float, unit: str = "img/s") -> str:
+    """``line`` (a :func:`postfix` text) with its throughput replaced by ``rate``: within a sliced
+    epoch the counts and metrics are the last epoch's, the rate is the piece just run."""
+    kept = (line.rsplit(" | ", 1)[0] if " | " in line else "") if line.endswith(unit) else line
+    return f"{kept} | {rate:,.0f} {unit}" if kept else f"{rate:,.0f} {unit}"

@@ -57,6 +57,22 @@ class Checkpoint(NamedTuple):
     keys: tuple[str, ...] = ("params",)
 
 
+class Slices(NamedTuple):
+    """An epoch in pieces the engine calls one after another, so a long epoch shows progress
+    between them (no host callback inside a program). ``steps``: the epoch's steps that can be
+    split; ``begin(carry, hparams, data, epoch, key, tx) -> partial`` (the epoch in progress: the
+    carry being updated and the per-step logs so far); ``run(partial, hparams, data, epoch, key,
+    tx, first, count) -> partial``: steps ``first .. first + count - 1`` (``first`` traced,
+    ``count`` static); ``end(carry, partial, hparams, data, epoch, key, tx) -> (new_carry, logs,
+    stop)``: the rest of the epoch, as ``Trainer.epoch`` returns it. ``end(begin, then run over
+    every step)`` computes what ``Trainer.epoch`` does, to the bit."""
+
+    steps: int
+    begin: Callable[..., Any]
+    run: Callable[..., Any]
+    end: Callable[..., tuple[Carry, dict, jax.Array]]
+
+
 class Trainer(NamedTuple):
     """What a task gives the engine for one static configuration.
 
@@ -78,6 +94,7 @@ class Trainer(NamedTuple):
     data_name: what the data is, as records, reports and figures name it ("" when the task has one
         fixed data source): e.g. "cifar10-jpeg (JPEG copy of CIFAR-10)", "synthetic (2048 random images)".
     items_per_epoch: the examples one epoch trains on (0: not counted), for the progress bar's rate.
+    slices: the epoch in pieces (:class:`Slices`), or None: the engine then calls whole epochs only.
     """
 
     init: Callable[..., Carry]
@@ -90,6 +107,7 @@ class Trainer(NamedTuple):
     probe: Optional[Callable[[], tuple["Trainer", Data]]] = None
     data_name: str = ""
     items_per_epoch: int = 0
+    slices: Optional[Slices] = None
 
 
 class MemberState(NamedTuple):
@@ -149,27 +167,10 @@ def run_epochs(trainer: Trainer, state: MemberState, hparams: HParams, data: Dat
     ``skip_stopped``: a member stopped before the chunk skips it (a branch: worth it where members
     run one at a time, under the map plan)."""
     tx = _optimizer(trainer, hparams)
-    ckpt = trainer.checkpoint
 
     def body(ms: MemberState, epoch):
         new_carry, logs, stop = trainer.epoch(ms.carry, hparams, data, epoch, epoch_key(ms.key, epoch), tx)
-        active = (ms.status == RUNNING) & (epoch < trainer.max_epochs)
-        diverged = ~jnp.all(jnp.isfinite(logs[trainer.monitor]))
-        stop = jnp.asarray(stop, bool) & ~diverged
-        status = jnp.where(active & diverged, DIVERGED, jnp.where(active & stop, CONVERGED, ms.status))
-        stop_epoch = jnp.where(active & (stop | diverged), epoch + 1, ms.stop_epoch)
-        accept = active & ~stop & ~diverged
-        carry = _where(accept, new_carry, ms.carry)
-        best, best_score, best_epoch = ms.best, ms.best_score, ms.best_epoch
-        if ckpt is not None:
-            score = logs[ckpt.metric].astype(jnp.float32)
-            better = accept & ((score > best_score) if ckpt.higher else (score < best_score))
-            best = _where(better, _kept(trainer, new_carry), best)
-            best_score = jnp.where(better, score, best_score)
-            best_epoch = jnp.where(better, epoch + 1, best_epoch).astype(jnp.int32)
-        logs = _where(active, logs, ms.last_logs)
-        return MemberState(carry, ms.key, status.astype(jnp.int32), stop_epoch.astype(jnp.int32), logs,
-                           best, best_score, best_epoch), logs
+        return _after_epoch(trainer, ms, epoch, new_carry, logs, stop)
 
     epochs = start + jnp.arange(length, dtype=jnp.int32)
     if not skip_stopped:
@@ -181,6 +182,58 @@ def run_epochs(trainer: Trainer, state: MemberState, hparams: HParams, data: Dat
     # running epoch more than it saves (Lab A: 66 s against 60 s).
     return jax.lax.cond(state.status == RUNNING, lambda ms: jax.lax.scan(body, ms, epochs),
                         lambda ms: hold_epochs(ms, length), state)
+
+
+def _after_epoch(trainer: Trainer, ms: MemberState, epoch, new_carry, logs: dict, stop) -> tuple[MemberState, dict]:
+    """The member after epoch ``epoch`` computed ``new_carry``, ``logs`` and ``stop``: its status,
+    freezing, best checkpoint and held logs, as masks (a member that had stopped changes nothing)."""
+    ckpt = trainer.checkpoint
+    active = (ms.status == RUNNING) & (epoch < trainer.max_epochs)
+    diverged = ~jnp.all(jnp.isfinite(logs[trainer.monitor]))
+    stop = jnp.asarray(stop, bool) & ~diverged
+    status = jnp.where(active & diverged, DIVERGED, jnp.where(active & stop, CONVERGED, ms.status))
+    stop_epoch = jnp.where(active & (stop | diverged), epoch + 1, ms.stop_epoch)
+    accept = active & ~stop & ~diverged
+    carry = _where(accept, new_carry, ms.carry)
+    best, best_score, best_epoch = ms.best, ms.best_score, ms.best_epoch
+    if ckpt is not None:
+        score = logs[ckpt.metric].astype(jnp.float32)
+        better = accept & ((score > best_score) if ckpt.higher else (score < best_score))
+        best = _where(better, _kept(trainer, new_carry), best)
+        best_score = jnp.where(better, score, best_score)
+        best_epoch = jnp.where(better, epoch + 1, best_epoch).astype(jnp.int32)
+    logs = _where(active, logs, ms.last_logs)
+    return MemberState(carry, ms.key, status.astype(jnp.int32), stop_epoch.astype(jnp.int32), logs,
+                       best, best_score, best_epoch), logs
+
+
+@with_rng_policy
+def begin_epoch(trainer: Trainer, state: MemberState, hparams: HParams, data: Data, epoch: jax.Array):
+    """The first piece of a sliced epoch (:class:`Slices`): the epoch in progress."""
+    tx = _optimizer(trainer, hparams)
+    return trainer.slices.begin(state.carry, hparams, data, epoch, epoch_key(state.key, epoch), tx)
+
+
+@with_rng_policy
+def run_slice(trainer: Trainer, partial, state: MemberState, hparams: HParams, data: Data, epoch: jax.Array,
+              first: jax.Array, count: int, skip_stopped: bool = False):
+    """Steps ``first .. first + count - 1`` of a sliced epoch. ``skip_stopped``: a member stopped
+    before the epoch skips them (under map, as :func:`run_epochs`)."""
+    tx = _optimizer(trainer, hparams)
+    run = lambda p: trainer.slices.run(p, hparams, data, epoch, epoch_key(state.key, epoch), tx, first, count)  # noqa: E731
+    return jax.lax.cond(state.status == RUNNING, run, lambda p: p, partial) if skip_stopped else run(partial)
+
+
+@with_rng_policy
+def end_epoch(trainer: Trainer, state: MemberState, partial, hparams: HParams, data: Data,
+              epoch: jax.Array) -> tuple[MemberState, dict]:
+    """The last piece of a sliced epoch: the member after it and its logs, (1, ...) as a chunk of
+    one epoch gives them."""
+    tx = _optimizer(trainer, hparams)
+    new_carry, logs, stop = trainer.slices.end(state.carry, partial, hparams, data, epoch,
+                                               epoch_key(state.key, epoch), tx)
+    state, logs = _after_epoch(trainer, state, epoch, new_carry, logs, stop)
+    return state, jax.tree.map(lambda x: x[None], logs)
 
 
 def hold_epochs(state: MemberState, length: int) -> tuple[MemberState, dict]:

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxlabs.progress import converging, tick as tick_bar
+from jaxlabs.progress import converging, with_rate
+from jaxlabs.progress import tick as tick_bar
 from jaxlabs.engine.auto import Auto, Decision
 from jaxlabs.engine.memory import rows, wave_size, waves
 from jaxlabs.engine.options import EngineOptions
@@ -81,6 +82,7 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     placement = Placement(options.device_list())
     programs_for = PlanPrograms(trainer, placement.shared(data), options.precision, placement,
                                 options.compile_options)  # the data placed once, for every plan
+    programs_for.slice_steps = options.slice_steps
     t0 = time.perf_counter()
     saved = checkpoint.position if checkpoint is not None else None  # where an earlier run stopped
     auto = Auto(trainer, programs_for, options, plan_key, chunk, n_chunks)
@@ -117,8 +119,15 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
             bar.update(min(ws.epoch, trainer.max_epochs))
             return ws
 
+        def sliced(share, seconds, bar=bar, idx=idx):  # a piece of a long epoch: the bar moves by its share
+            bar.update(share)
+            if trainer.items_per_epoch and seconds > 0:  # the wave's members, each on its share of images
+                rate = share * trainer.items_per_epoch * len(idx) / seconds
+                bar.set_postfix_str(with_rate(bar.postfix or "", rate), refresh=False)
+
         run = WaveRun(trainer, programs_for, options, chunk, decision, auto, tick,
                       lambda epoch, members, w=w: repacks.append((epoch, w, [int(i) for i in members])),
+                      sliced,
                       None if checkpoint is None else
                       lambda ws, d, w=w: checkpoint.save(w, split, d, (pieces, finals, epochs_run), ws))
         with bar:

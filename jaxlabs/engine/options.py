@@ -32,6 +32,10 @@ class EngineOptions:
     chunk: Optional[int] = None  # epochs per device call (a progress tick, a checkpoint); None: the task's
     max_wave: Optional[int] = None  # members per program at most, whatever memory allows (None: no cap)
     compile_options: Optional[dict] = None  # XLA compile options; None: programs.compiler_options()
+    # a trainer whose epoch comes in pieces (Trainer.slices: the classifiers) is run this many
+    # steps per device call, so the bar moves within a long epoch (ResNet20 at batch 128: about 3 s
+    # on a 2-core CPU); the numbers are those of whole epochs. None: whole epochs only
+    slice_steps: Optional[int] = 16
     # auto: before any other plan is timed, the share of the group's time one might save. Plans
     # differed by 4-24% per member on a 2-core CPU (BENCHMARKS.md, "Plans") and by 1.5x for a conv
     # net (Lab F, map against vmap): a candidate is probed only when this share of the time left

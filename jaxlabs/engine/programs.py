@@ -14,7 +14,8 @@ import numpy as np
 from jaxlabs.engine.placement import Placement, members_of, process0
 from jaxlabs.engine.plans import PRECISIONS, Plan
 from jaxlabs.engine.memory import program_bytes
-from jaxlabs.train import RUNNING, Trainer, finalize, hold_epochs, init_member, run_epochs
+from jaxlabs.train import (RUNNING, Trainer, begin_epoch, end_epoch, finalize, hold_epochs, init_member, run_epochs,
+                           run_slice)
 
 YNN_FUSION_TYPE = "xla_cpu_experimental_ynn_fusion_type"
 # jaxlib 0.10's default list without LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION: dots and reductions
@@ -57,27 +58,32 @@ class Programs:
         self.placement = placement or Placement()
         self.options = compiler_options() if options is None else options
         self.data = self.placement.shared(data)
+        self.slice_steps: Optional[int] = None  # steps per piece of a sliced epoch (EngineOptions.slice_steps)
         self._compiled: dict[tuple, Any] = {}
         self.compiles: list[tuple[str, int, int]] = []
         self.compile_s = 0.0
 
     def _one(self, name: str, length: int) -> Callable:
-        trainer = self.trainer
+        trainer, skip = self.trainer, self.plan.kind == "map"
         return {"init": lambda k, h, d: init_member(trainer, jax.random.wrap_key_data(k), h, d),
-                "chunk": lambda s, h, d, start: run_epochs(trainer, s, h, d, start, length,
-                                                            skip_stopped=self.plan.kind == "map"),
-                "finish": lambda s, h, d: finalize(trainer, s, h, d)}[name]
+                "chunk": lambda s, h, d, start: run_epochs(trainer, s, h, d, start, length, skip_stopped=skip),
+                "finish": lambda s, h, d: finalize(trainer, s, h, d),
+                # a sliced epoch (Trainer.slices): begin, ``length`` steps from ``first``, end
+                "begin": lambda s, h, d, epoch: begin_epoch(trainer, s, h, d, epoch),
+                "slice": lambda p, sh, d, epoch, first: run_slice(trainer, p, sh[0], sh[1], d, epoch, first, length,
+                                                                   skip_stopped=skip),
+                "end": lambda sp, h, d, epoch: end_epoch(trainer, sp[0], sp[1], h, d, epoch)}[name]
 
     def trace(self, name: str, length: int, args: tuple):
-        """The program ``name`` ("init", "chunk" or "finish"; ``length`` epochs for a chunk) traced
+        """The program ``name`` ("init", "chunk" or "finish"; ``length`` epochs for a chunk; "begin",
+        "slice" of ``length`` steps and "end" of a sliced epoch) traced
         for ``args`` (arrays or ShapeDtypeStructs), as the engine compiles it: a jax Traced (its
         ``jaxpr``; ``.lower(lowering_platforms=("cuda",))`` lowers it for a GPU on any machine)."""
-        shared = 2 if name == "chunk" else 1
         idle = (lambda s: s.status != RUNNING, lambda s, h, d, start: hold_epochs(s, length))  # noqa: E731
         fn = self.placement.over_devices(
-            self.plan.over_members(self._one(name, length), idle if name == "chunk" else None), shared)
+            self.plan.over_members(self._one(name, length), idle if name == "chunk" else None), _SHARED[name])
         with jax.default_matmul_precision(PRECISIONS[self.precision]):
-            return jax.jit(fn, donate_argnums=(0,) if name == "chunk" else (),
+            return jax.jit(fn, donate_argnums=(0,) if name in ("chunk", "slice") else (),
                            compiler_options=self.options).trace(*args)
 
     def lower(self, name: str, length: int, args: tuple):
@@ -118,6 +124,23 @@ class Programs:
         out = jax.block_until_ready(self.chunk(state, hp, start, length, donate=False))
         return out, round(float(process0([time.perf_counter() - t0])[0]), 4)
 
+    def sliced_chunk(self, state, hp, start: int, length: int, steps: int, on_slice: Callable[[float], None]):
+        """:meth:`chunk`'s epochs, each as pieces of ``steps`` steps (the trainer's Slices): the same
+        numbers; ``on_slice(share of an epoch)`` after each piece, once it is done."""
+        total, logs = self.trainer.slices.steps, []
+        for e in range(start, start + length):
+            epoch = self.placement.shared(np.int32(e))
+            partial = self.compiled("begin", 0, (state, hp, self.data, epoch))(state, hp, self.data, epoch)
+            for first in range(0, total, steps):
+                count = min(steps, total - first)
+                args = (partial, (state, hp), self.data, epoch, self.placement.shared(np.int32(first)))
+                partial = jax.block_until_ready(self.compiled("slice", count, args)(*args))
+                on_slice(count / total)
+            args = ((state, partial), hp, self.data, epoch)
+            state, piece = self.compiled("end", 0, args)(*args)
+            logs.append(piece)
+        return state, jax.tree.map(lambda *x: jnp.concatenate(x, axis=1), *logs)
+
     def finish(self, state, hp):
         return self.compiled("finish", 0, (state, hp, self.data))(state, hp, self.data)
 
@@ -128,10 +151,25 @@ class Programs:
                             state)
 
     def chunk_bytes(self, key_data, hp, length: int) -> Optional[int]:
-        """Device memory of the chunk program for ``len(key_data)`` members (compiled, not run),
-        per device."""
-        args = self.chunk_args(self.state_shapes(key_data, hp), hp, 0)
-        return program_bytes(self.compiled("chunk", length, args))
+        """Device memory of a chunk for ``len(key_data)`` members (compiled, not run), per device:
+        of the chunk program, or of the larger of a slice and an epoch's end where the trainer's
+        epochs run in pieces of ``slice_steps`` steps (those programs are the ones that then run)."""
+        state = self.state_shapes(key_data, hp)
+        slices = self.trainer.slices
+        if slices is None or not self.slice_steps or slices.steps <= self.slice_steps:
+            return program_bytes(self.compiled("chunk", length, self.chunk_args(state, hp, 0)))
+        epoch = first = self.placement.shared(np.int32(0))
+        partial = jax.eval_shape(self.plan.over_members(self._one("begin", 0)), state, hp, self.data, epoch)
+        partial = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.placement.sharding(True)),
+                               partial)
+        sizes = [program_bytes(self.compiled("slice", min(self.slice_steps, slices.steps),
+                                             (partial, (state, hp), self.data, epoch, first))),
+                 program_bytes(self.compiled("end", 0, ((state, partial), hp, self.data, epoch)))]
+        return None if None in sizes else max(sizes)
+
+
+# per program, the arguments every member shares (after the two member-stacked ones)
+_SHARED = {"init": 1, "chunk": 2, "finish": 1, "begin": 2, "slice": 3, "end": 2}
 
 
 class PlanPrograms:
@@ -141,12 +179,14 @@ class PlanPrograms:
                  options: Optional[dict] = None):
         self.trainer, self.data, self.precision, self.placement = trainer, data, precision, placement
         self.options = options
+        self.slice_steps: Optional[int] = None
         self._by_plan: dict[str, Programs] = {}
 
     def __call__(self, plan: Plan) -> Programs:
         if str(plan) not in self._by_plan:
-            self._by_plan[str(plan)] = Programs(self.trainer, self.data, plan, self.precision, self.placement,
-                                                self.options)
+            programs = Programs(self.trainer, self.data, plan, self.precision, self.placement, self.options)
+            programs.slice_steps = self.slice_steps
+            self._by_plan[str(plan)] = programs
         return self._by_plan[str(plan)]
 
     def built(self) -> list[Programs]:

@@ -158,6 +158,7 @@ class WaveRun:
     auto: Auto
     tick: Callable[[WaveState, int, int, float], None]  # (wave, first epoch of the chunk, epochs in it, seconds)
     repacked: Callable[[int, np.ndarray], None]  # (epoch, wave indices of the next program's members)
+    sliced: Callable[[float, float], None] = lambda share, seconds: None  # a piece of an epoch done
     save: Optional[Callable[[WaveState, Decision], None]] = None  # between chunks
 
 
@@ -187,7 +188,19 @@ def train_wave(run: WaveRun, key_data: np.ndarray, hp: dict,
             (state, logs, chunk_s), pending = pending, None
         else:
             compiled, t0 = run.programs_for.compile_s, time.perf_counter()
-            state, logs = run.programs_for(run.decision.plan or VMAP).chunk(ws.state, sub_hp, ws.epoch, run.chunk)
+            programs = run.programs_for(run.decision.plan or VMAP)
+            slices, steps = trainer.slices, run.options.slice_steps
+            if slices is not None and steps and slices.steps > steps:  # the bar moves within the epoch
+                last = [time.perf_counter()]
+
+                def piece(share, last=last):
+                    now = time.perf_counter()
+                    run.sliced(share, now - last[0])
+                    last[0] = now
+
+                state, logs = programs.sliced_chunk(ws.state, sub_hp, ws.epoch, run.chunk, steps, piece)
+            else:
+                state, logs = programs.chunk(ws.state, sub_hp, ws.epoch, run.chunk)
         logs, status = placement.fetch((logs, state.status))  # the one host round trip per chunk
         if not pended:
             chunk_s = time.perf_counter() - t0 - (run.programs_for.compile_s - compiled)

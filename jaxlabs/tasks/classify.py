@@ -35,7 +35,7 @@ import optax
 from flax import linen as nn
 
 from jaxlabs.data.batches import batch_order
-from jaxlabs.train import Checkpoint, Trainer
+from jaxlabs.train import Checkpoint, Slices, Trainer
 
 Augment = Callable[[jax.Array, jax.Array], jax.Array]  # (key, images in [0, 1]) -> images
 
@@ -161,6 +161,42 @@ def make_trainer(spec: ClassifierSpec, data: dict, data_name: str = "") -> Train
         logs.update(test_loss=test["loss"], test_acc=test["acc"])
         return {"params": params, "batch_stats": stats, "opt_state": opt_state}, logs, jnp.bool_(False)
 
+    # the same epoch in pieces (Slices), for the engine to call one after another: the steps'
+    # losses and correct counts are kept per step, so the epoch's logs are summed as above
+    def order(key):  # the epoch's full batches and step keys, as epoch() draws them
+        order_key, steps_key = jax.random.split(key)
+        full, rest = batch_order(order_key, n_train, batch_size)
+        return full, rest, jax.random.split(steps_key, steps)
+
+    def begin(carry, hp, d, e, key, tx):
+        return {"state": (carry["params"], carry["batch_stats"], carry["opt_state"]),
+                "loss": jnp.zeros(n_full, jnp.float32), "correct": jnp.zeros(n_full, jnp.int32)}
+
+    def run(partial, hp, d, e, key, tx, first, count):
+        full, _, step_keys = order(key)
+        batches = (jax.lax.dynamic_slice_in_dim(full, first, count),
+                   jax.lax.dynamic_slice_in_dim(step_keys, first, count))
+        state, (loss, correct) = jax.lax.scan(lambda st, b: train_step(tx, d, st, b), partial["state"], batches)
+        return {"state": state, "loss": jax.lax.dynamic_update_slice_in_dim(partial["loss"], loss, first, 0),
+                "correct": jax.lax.dynamic_update_slice_in_dim(partial["correct"], correct.astype(jnp.int32), first, 0)}
+
+    def end(carry, partial, hp, d, e, key, tx):
+        _, rest, step_keys = order(key)
+        state, losses, corrects = partial["state"], [partial["loss"]], [partial["correct"]]
+        if n_rest:
+            state, (loss, correct) = train_step(tx, d, state, (rest, step_keys[-1]))
+            losses.append(loss[None])
+            corrects.append(correct[None].astype(jnp.int32))
+        params, stats, opt_state = state
+        logs = {"loss": jnp.mean(jnp.concatenate(losses)),
+                "train_acc": jnp.sum(jnp.concatenate(corrects)) / n_train}
+        if has_val:
+            val = evaluate(params, stats, d["x_val"], d["y_val"])
+            logs.update(val_loss=val["loss"], val_acc=val["acc"])
+        test = evaluate(params, stats, d["x_test"], d["y_test"])
+        logs.update(test_loss=test["loss"], test_acc=test["acc"])
+        return {"params": params, "batch_stats": stats, "opt_state": opt_state}, logs, jnp.bool_(False)
+
     def finish(carry, hp, d):
         test = evaluate(carry["params"], carry["batch_stats"], d["x_test"], d["y_test"], confusion=True)
         conf = test["confusion"]  # (classes, classes): rows true, columns predicted
@@ -173,7 +209,8 @@ def make_trainer(spec: ClassifierSpec, data: dict, data_name: str = "") -> Train
     checkpoint = Checkpoint("val_acc", higher=True, keys=("params", "batch_stats")) if has_val else None
     return Trainer(init, epoch, finish, max_epochs=spec.epochs, monitor="loss",
                    optimizer=lambda hp: spec.optimizer(hp, steps), checkpoint=checkpoint,
-                   probe=lambda: _probe(spec, data), data_name=data_name, items_per_epoch=n_train)
+                   probe=lambda: _probe(spec, data), data_name=data_name, items_per_epoch=n_train,
+                   slices=Slices(n_full, begin, run, end) if n_full else None)
 
 
 def data_name(raw: dict, original: str, synthetic: int = 0) -> str:
