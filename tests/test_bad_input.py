@@ -521,6 +521,15 @@ def files_under(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def trained_live(before: dict, after: dict) -> tuple[dict, dict]:
+    """``before`` and ``after`` without TensorBoard logs, for a run that failed after it trained:
+    its logs were written live, as designed, in place of the earlier run's (which are checked
+    to be there); every other file of the earlier run must stay as it was."""
+    live = lambda files: {k: v for k, v in files.items() if "/tensorboard/" not in f"/{k}"}  # noqa: E731
+    assert any("/tensorboard/" in f"/{k}" for k in after)
+    return live(before), live(after)
+
+
 @pytest.fixture(scope="module")
 def earlier_run(tmp_path_factory) -> Path:
     """What a tiny Lab A run wrote: the files a failed run must leave as they are."""
@@ -557,11 +566,8 @@ def test_bad_input_is_one_line_exit_2_and_keeps_every_earlier_file(case, tmp_pat
     for needle in map(fill, case.says):
         assert needle in line, f"{needle!r} not in {line!r}"
     after = files_under(tmp_path)
-    if case.id.endswith("after training"):  # it trained: its TensorBoard logs were written live, as
-        # designed, in place of the earlier run's; every other file of the earlier run stays as it was
-        live = lambda files: {k: v for k, v in files.items() if "/tensorboard/" not in f"/{k}"}  # noqa: E731
-        assert any("/tensorboard/" in f"/{k}" for k in after)
-        before, after = live(before), live(after)
+    if case.id.endswith("after training"):
+        before, after = trained_live(before, after)
     assert after == before  # nothing changed, nothing half-written left behind
 
 
@@ -590,9 +596,9 @@ def test_a_disk_that_fills_at_curves_npz_keeps_the_earlier_run(tmp_path, earlier
         lr_sweep.main([*TINY_A, "--lr", "0.02", "--no-progress", "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and len(err.splitlines()) == 1 and "No space left on device" in err, err
-    after = files_under(out)
-    assert set(after) == set(before)  # no half-written archive beside the earlier one: this holds today
-    assert after == before  # the earlier run's files, each as it was: this does not
+    before, after = trained_live(before, files_under(out))
+    assert set(after) == set(before)  # no half-written archive beside the earlier one
+    assert after == before  # the earlier run's files, each as it was
 
 
 @pytest.mark.parametrize("command,args", [

@@ -121,9 +121,9 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
 
         def sliced(share, seconds, bar=bar, idx=idx):  # a piece of a long epoch: the bar moves by its share
             bar.update(share)
-            if trainer.items_per_epoch and seconds > 0:  # the wave's members, each on its share of images
+            if trainer.items_per_epoch and seconds > 0 and not bar.disable:  # the wave's members' images
                 rate = share * trainer.items_per_epoch * len(idx) / seconds
-                bar.set_postfix_str(with_rate(bar.postfix or "", rate), refresh=False)
+                bar.set_postfix_str(with_rate(getattr(bar, "postfix", None) or "", rate), refresh=False)
 
         run = WaveRun(trainer, programs_for, options, chunk, decision, auto, tick,
                       lambda epoch, members, w=w: repacks.append((epoch, w, [int(i) for i in members])),
