@@ -91,6 +91,9 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--devices", type=_checked(_parse_devices, "devices"), default=None,
                    help="split each group's members over this many devices, or all (default: all: every "
                         "device of every process)")
+    g.add_argument("--slice-steps", dest="slice_steps", type=int_at_least(0), default=16, metavar="STEPS",
+                   help="a classifier's epoch runs as device calls of this many training steps, so the bar moves "
+                        "within a long epoch (the same numbers as whole epochs); 0: whole epochs (default: 16)")
     h = p.add_argument_group("several hosts (jax.distributed; every process runs the same command)")
     h.add_argument("--coordinator", type=_checked(_parse_address, "address"), default=None,
                    help="HOST:PORT of process 0, which every process connects to")
@@ -160,6 +163,7 @@ def interrupted(prog: str, e: KeyboardInterrupt) -> int:
 # the flag of each engine option, for engine errors (jaxlabs.engine.options.OptionError names the option)
 HOST_FLAGS = {"coordinator": "--coordinator", "process_id": "--process-id", "connect_timeout": "--connect-timeout"}
 ENGINE_FLAGS = {"plan": "--plan", "memory_limit": "--memory-limit", "compaction": "--compaction",
+                "slice_steps": "--slice-steps",
                 "precision": "--precision", "devices": "--devices"}
 
 
@@ -170,7 +174,8 @@ def engine_options(prog: str, args):
     from jaxlabs.engine.plans import parse_plan
 
     options = EngineOptions(plan=parse_plan(args.plan), memory_limit=args.memory_limit,
-                            compaction=args.compaction, precision=args.precision, devices=args.devices)
+                            compaction=args.compaction, precision=args.precision, devices=args.devices,
+                            slice_steps=args.slice_steps or None)
     try:
         options.device_list()
     except OptionError as e:
