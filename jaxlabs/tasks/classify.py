@@ -5,7 +5,9 @@ shuffle=True, drop_last=False)``, then an evaluation pass:
 
 - order: each member draws its own permutation from the epoch's key (the engine folds it from the
   member's key), so seeds see different orders and one seed always sees the same one;
-- steps: the full batches run under ``lax.scan``; the short last batch (``n % batch_size``
+- steps: the full batches run under ``lax.scan`` (in one scan, or in pieces the engine calls one
+  after another so a long epoch shows progress: :class:`jaxlabs.train.Slices`, the same numbers);
+  the short last batch (``n % batch_size``
   images) is one more step, traced at its own static shape. Not padded and masked: BatchNorm would
   count padded rows in its batch statistics, while a separate step is exact for every model (it
   only costs a second trace of the step);
@@ -136,34 +138,9 @@ def make_trainer(spec: ClassifierSpec, data: dict, data_name: str = "") -> Train
         params, stats = variables["params"], variables.get("batch_stats", {})
         return {"params": params, "batch_stats": stats, "opt_state": tx.init(params)}
 
-    def epoch(carry, hp, d, e, key, tx):
-        order_key, steps_key = jax.random.split(key)
-        full, rest = batch_order(order_key, n_train, batch_size)  # (n_full, B), (n_rest,)
-        step_keys = jax.random.split(steps_key, steps)
-        step = lambda state, batch: train_step(tx, d, state, batch)  # noqa: E731
-        state = (carry["params"], carry["batch_stats"], carry["opt_state"])
-        losses, corrects = [], []
-        if n_full:
-            state, (loss, correct) = jax.lax.scan(step, state, (full, step_keys[:n_full]))
-            losses.append(loss)
-            corrects.append(correct)
-        if n_rest:
-            state, (loss, correct) = step(state, (rest, step_keys[-1]))
-            losses.append(loss[None])
-            corrects.append(correct[None])
-        params, stats, opt_state = state
-        logs = {"loss": jnp.mean(jnp.concatenate(losses)),
-                "train_acc": jnp.sum(jnp.concatenate(corrects)) / n_train}
-        if has_val:
-            val = evaluate(params, stats, d["x_val"], d["y_val"])
-            logs.update(val_loss=val["loss"], val_acc=val["acc"])
-        test = evaluate(params, stats, d["x_test"], d["y_test"])  # the reports plotted it per epoch
-        logs.update(test_loss=test["loss"], test_acc=test["acc"])
-        return {"params": params, "batch_stats": stats, "opt_state": opt_state}, logs, jnp.bool_(False)
-
-    # the same epoch in pieces (Slices), for the engine to call one after another: the steps'
-    # losses and correct counts are kept per step, so the epoch's logs are summed as above
-    def order(key):  # the epoch's full batches and step keys, as epoch() draws them
+    # an epoch in pieces (Slices), which the engine may call one after another: the steps' losses
+    # and correct counts are kept per step, so the epoch's logs sum them as one pass would
+    def order(key):  # the epoch's full batches, the short rest and every step's key
         order_key, steps_key = jax.random.split(key)
         full, rest = batch_order(order_key, n_train, batch_size)
         return full, rest, jax.random.split(steps_key, steps)
@@ -193,9 +170,15 @@ def make_trainer(spec: ClassifierSpec, data: dict, data_name: str = "") -> Train
         if has_val:
             val = evaluate(params, stats, d["x_val"], d["y_val"])
             logs.update(val_loss=val["loss"], val_acc=val["acc"])
-        test = evaluate(params, stats, d["x_test"], d["y_test"])
+        test = evaluate(params, stats, d["x_test"], d["y_test"])  # the reports plotted it per epoch
         logs.update(test_loss=test["loss"], test_acc=test["acc"])
         return {"params": params, "batch_stats": stats, "opt_state": opt_state}, logs, jnp.bool_(False)
+
+    def epoch(carry, hp, d, e, key, tx):  # begin, every full batch in one scan, end
+        partial = begin(carry, hp, d, e, key, tx)
+        if n_full:
+            partial = run(partial, hp, d, e, key, tx, 0, n_full)
+        return end(carry, partial, hp, d, e, key, tx)
 
     def finish(carry, hp, d):
         test = evaluate(carry["params"], carry["batch_stats"], d["x_test"], d["y_test"], confusion=True)
