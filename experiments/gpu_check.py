@@ -48,8 +48,8 @@ TINY = {
     "image-folder": dict(model="cnn", depth=1, channels=4, hidden=8, batch_norm=True, batch_size=8, epochs=4,
                          crop=1, flip=True),  # data_dir: a tiny image folder
 }
-HEADERS = ("task", "plan", "precision", "devices", "lowered", "kB init/chunk/finish", "matmul precision", "chunk convs",
-           "grouped", "largest group", "chunk callbacks in loop")
+HEADERS = ("task", "plan", "precision", "devices", "lowered", "kB init/chunk/finish (+ begin/slice/end)",
+           "matmul precision", "chunk convs", "grouped", "largest group", "chunk callbacks in loop")
 
 
 def parse_args(argv=None):
@@ -159,11 +159,14 @@ def check_row(task_name: str, static: dict | None, plan, precision: str, devices
                             platform, CHUNK)
     by = {c.program: c for c in checks}
     failed = [f"{c.program}: {c.error}" for c in checks if not c.lowered]
-    if by["chunk"].callbacks:
-        failed.append(f"chunk: {by['chunk'].callbacks} host callback(s)")
+    for name in ("chunk", "slice", "end"):  # the programs the training loop calls
+        if name in by and by[name].callbacks:
+            failed.append(f"{name}: {by[name].callbacks} host callback(s)")
     return {**row, "ok": not failed, "failures": failed, "programs": [c.to_json() for c in checks],
             "row": (task_name, str(plan), precision, str(len(devices)), "yes" if not failed else "NO",
-                    "/".join(f"{c.size / 1000:.0f}" if c.lowered else "-" for c in checks),
+                    "/".join(f"{c.size / 1000:.0f}" if c.lowered else "-" for c in checks[:3]) +
+                    (" + sliced " + "/".join(f"{c.size / 1000:.0f}" if c.lowered else "-" for c in checks[3:])
+                     if len(checks) > 3 else ""),
                     ",".join(by["chunk"].precisions) or "-",
                     str(by["chunk"].convolutions), str(by["chunk"].grouped),
                     str(by["chunk"].largest_group), str(by["chunk"].callbacks_in_loop))}

@@ -29,6 +29,7 @@ from jaxlabs.engine.programs import Programs, compiler_options
 from jaxlabs.train import Trainer
 
 PROGRAMS = ("init", "chunk", "finish")
+SLICED = ("begin", "slice", "end")  # a trainer's epoch in pieces (Trainer.slices), run instead of a chunk
 LOOPS = frozenset({"scan", "while"})  # lax.scan, lax.map, lax.fori_loop, lax.while_loop
 GROUP_COUNT = re.compile(r"(feature|batch)_group_count = (\d+)")
 CALLBACK_TARGET = re.compile(r"custom_call @(\w*callback\w*)")  # xla_ffi_python_{cpu,gpu}_callback, ...
@@ -107,7 +108,8 @@ def check_traced(program: str, traced, platform: str, precision: str = "fp32") -
 def check_programs(trainer: Trainer, data: Any, plan: Plan, hparams: dict[str, float], members: int,
                    precision: str = "fp32", placement: Optional[Placement] = None, platform: str = "cuda",
                    length: int = 1) -> list[ProgramCheck]:
-    """init, a chunk of ``length`` epochs and finish of ``members`` members (seeds 0, 1, ...; each
+    """init, a chunk of ``length`` epochs and finish (and a sliced epoch's begin, slice of
+    ``length`` steps and end, for a trainer with Slices) of ``members`` members (seeds 0, 1, ...; each
     with the numbers ``hparams``), traced as the engine compiles them under ``plan`` and
     ``precision`` over ``placement``'s devices, with the compile options the engine would give
     ``platform``, and lowered for ``platform``. The data is placed on ``placement``'s devices;
@@ -123,7 +125,18 @@ def check_programs(trainer: Trainer, data: Any, plan: Plan, hparams: dict[str, f
         return [ProgramCheck(p, platform, error=_one_line(e)) for p in PROGRAMS]
     args = {"init": (key_data, hp, programs.data), "chunk": programs.chunk_args(state, hp, 0),
             "finish": (state, hp, programs.data)}
-    for name in PROGRAMS:
+    names = PROGRAMS
+    if trainer.slices is not None:  # the pieces of an epoch the engine calls instead of a chunk
+        epoch = first = placement.shared(np.int32(0))
+        args["begin"] = (state, hp, programs.data, epoch)
+        try:
+            partial = programs.partial_shapes(state, hp)
+        except Exception as e:
+            return [ProgramCheck(p, platform, error=_one_line(e)) for p in (*PROGRAMS, *SLICED)]
+        args["slice"] = (partial, (state, hp), programs.data, epoch, first)
+        args["end"] = ((state, partial), hp, programs.data, epoch)
+        names = (*PROGRAMS, *SLICED)
+    for name in names:
         try:
             traced = programs.trace(name, length, args[name])
         except Exception as e:

@@ -150,6 +150,14 @@ class Programs:
         return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.placement.sharding(True)),
                             state)
 
+    def partial_shapes(self, state, hp):
+        """A sliced epoch in progress (what "begin" gives "slice") for these members' states, as
+        ShapeDtypeStructs placed as the engine places them (nothing run)."""
+        epoch = self.placement.shared(np.int32(0))
+        partial = jax.eval_shape(self.plan.over_members(self._one("begin", 0)), state, hp, self.data, epoch)
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.placement.sharding(True)),
+                            partial)
+
     def chunk_bytes(self, key_data, hp, length: int) -> Optional[int]:
         """Device memory of a chunk for ``len(key_data)`` members (compiled, not run), per device:
         of the chunk program, or of the larger of a slice and an epoch's end where the trainer's
@@ -159,9 +167,7 @@ class Programs:
         if slices is None or not self.slice_steps or slices.steps <= self.slice_steps:
             return program_bytes(self.compiled("chunk", length, self.chunk_args(state, hp, 0)))
         epoch = first = self.placement.shared(np.int32(0))
-        partial = jax.eval_shape(self.plan.over_members(self._one("begin", 0)), state, hp, self.data, epoch)
-        partial = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.placement.sharding(True)),
-                               partial)
+        partial = self.partial_shapes(state, hp)
         sizes = [program_bytes(self.compiled("slice", min(self.slice_steps, slices.steps),
                                              (partial, (state, hp), self.data, epoch, first))),
                  program_bytes(self.compiled("end", 0, ((state, partial), hp, self.data, epoch)))]
