@@ -92,8 +92,9 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
                    help="split each group's members over this many devices, or all (default: all: every "
                         "device of every process)")
     g.add_argument("--slice-steps", dest="slice_steps", type=int_at_least(0), default=16, metavar="STEPS",
-                   help="a classifier's epoch runs as device calls of this many training steps, so the bar moves "
-                        "within a long epoch (the same numbers as whole epochs); 0: whole epochs (default: 16)")
+                   help="a classifier's epoch runs as device calls of about this many training steps per member, "
+                        "shared by the members on a device, so the bar moves within a long epoch (the same numbers "
+                        "as whole epochs); 0: whole epochs (default: 16)")
     h = p.add_argument_group("several hosts (jax.distributed; every process runs the same command)")
     h.add_argument("--coordinator", type=_checked(_parse_address, "address"), default=None,
                    help="HOST:PORT of process 0, which every process connects to")

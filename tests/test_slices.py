@@ -1,5 +1,6 @@
 """A long epoch in pieces: the engine calls a classifier's epoch as begin, slices of steps and end,
-so the progress bar moves within the epoch; the numbers are those of whole epochs."""
+so the progress bar moves within the epoch; the numbers are those of whole epochs. A piece runs
+``slice_steps`` training steps shared by the members on a device."""
 import numpy as np
 import pytest
 
@@ -41,7 +42,7 @@ def test_an_epoch_in_pieces_gives_the_whole_epochs_numbers_bit_for_bit(plan):
     whole = run_group(trainer, data, [0, 1, 2], hp, progress=False,
                       options=EngineOptions(plan=plan, chunk=1, slice_steps=None))
     pieces = run_group(trainer, data, [0, 1, 2], hp, progress=False,
-                       options=EngineOptions(plan=plan, chunk=1, slice_steps=6))  # 6 + 6 + 6 + 2 steps
+                       options=EngineOptions(plan=plan, chunk=1, slice_steps=18))  # 3 members: 6 + 6 + 6 + 2 steps
     assert [c[1:3] for c in pieces.compiled if c[1] == "slice"] == [("slice", 6), ("slice", 2)]
     assert not any(c[1] == "chunk" for c in pieces.compiled)  # the whole-epoch program is never built
     for part in ("curves", "final"):
@@ -52,7 +53,7 @@ def test_an_epoch_in_pieces_gives_the_whole_epochs_numbers_bit_for_bit(plan):
 def test_the_wave_reports_each_piece_and_the_bar_ends_on_whole_epochs():
     task = get_task("mnist-cnn")
     trainer, data = task.build(task.resolve_static(**CNN))
-    options = EngineOptions(chunk=1, slice_steps=5)
+    options = EngineOptions(chunk=1, slice_steps=10)  # 2 members: pieces of 5 steps
     placement = Placement()
     programs_for = PlanPrograms(trainer, placement.shared(data), "fp32", placement)
     programs_for.slice_steps = options.slice_steps

@@ -32,9 +32,11 @@ class EngineOptions:
     chunk: Optional[int] = None  # epochs per device call (a progress tick, a checkpoint); None: the task's
     max_wave: Optional[int] = None  # members per program at most, whatever memory allows (None: no cap)
     compile_options: Optional[dict] = None  # XLA compile options; None: programs.compiler_options()
-    # a trainer whose epoch comes in pieces (Trainer.slices: the classifiers) is run this many
-    # steps per device call, so the bar moves within a long epoch (ResNet20 at batch 128: about 3 s
-    # on a 2-core CPU); the numbers are those of whole epochs. None: whole epochs only
+    # a trainer whose epoch comes in pieces (Trainer.slices: the classifiers) runs about this many
+    # training steps per member and device call, shared by the members on a device (4 members on
+    # a device: 4 steps a call), so the bar moves every few seconds within a long epoch (16 steps of
+    # ResNet20 at batch 128 take about 3 s on a 2-core CPU); the numbers are those of whole epochs.
+    # None: whole epochs only
     slice_steps: Optional[int] = 16
     # auto: before any other plan is timed, the share of the group's time one might save. Plans
     # differed by 4-24% per member on a 2-core CPU (BENCHMARKS.md, "Plans") and by 1.5x for a conv

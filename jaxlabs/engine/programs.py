@@ -58,7 +58,7 @@ class Programs:
         self.placement = placement or Placement()
         self.options = compiler_options() if options is None else options
         self.data = self.placement.shared(data)
-        self.slice_steps: Optional[int] = None  # steps per piece of a sliced epoch (EngineOptions.slice_steps)
+        self.slice_steps: Optional[int] = None  # member-steps per piece of a sliced epoch (EngineOptions)
         self._compiled: dict[tuple, Any] = {}
         self.compiles: list[tuple[str, int, int]] = []
         self.compile_s = 0.0
@@ -158,17 +158,27 @@ class Programs:
         return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=self.placement.sharding(True)),
                             partial)
 
+    def piece_steps(self, members: int) -> Optional[int]:
+        """Steps per piece of a sliced epoch for a program of ``members`` members: ``slice_steps``
+        shared by the members on a device; None where the epoch runs whole (no Slices, none
+        asked for, or an epoch no longer than one piece)."""
+        slices = self.trainer.slices
+        if slices is None or not self.slice_steps:
+            return None
+        steps = max(1, self.slice_steps // max(1, members // self.placement.count))
+        return steps if slices.steps > steps else None
+
     def chunk_bytes(self, key_data, hp, length: int) -> Optional[int]:
         """Device memory of a chunk for ``len(key_data)`` members (compiled, not run), per device:
         of the chunk program, or of the larger of a slice and an epoch's end where the trainer's
-        epochs run in pieces of ``slice_steps`` steps (those programs are the ones that then run)."""
+        epochs run in pieces (:meth:`piece_steps`: those programs are the ones that then run)."""
         state = self.state_shapes(key_data, hp)
-        slices = self.trainer.slices
-        if slices is None or not self.slice_steps or slices.steps <= self.slice_steps:
+        steps = self.piece_steps(members_of(hp))
+        if steps is None:
             return program_bytes(self.compiled("chunk", length, self.chunk_args(state, hp, 0)))
         epoch = first = self.placement.shared(np.int32(0))
         partial = self.partial_shapes(state, hp)
-        sizes = [program_bytes(self.compiled("slice", min(self.slice_steps, slices.steps),
+        sizes = [program_bytes(self.compiled("slice", steps,
                                              (partial, (state, hp), self.data, epoch, first))),
                  program_bytes(self.compiled("end", 0, ((state, partial), hp, self.data, epoch)))]
         return None if None in sizes else max(sizes)

@@ -158,7 +158,7 @@ class WaveRun:
     auto: Auto
     tick: Callable[[WaveState, int, int, float], None]  # (wave, first epoch of the chunk, epochs in it, seconds)
     repacked: Callable[[int, np.ndarray], None]  # (epoch, wave indices of the next program's members)
-    sliced: Callable[[float, float], None] = lambda share, seconds: None  # a piece of an epoch done
+    sliced: Callable[[float, float], None] = lambda share, seconds: None  # (share of an epoch, seconds) of a piece
     save: Optional[Callable[[WaveState, Decision], None]] = None  # between chunks
 
 
@@ -189,8 +189,8 @@ def train_wave(run: WaveRun, key_data: np.ndarray, hp: dict,
         else:
             compiled, t0 = run.programs_for.compile_s, time.perf_counter()
             programs = run.programs_for(run.decision.plan or VMAP)
-            slices, steps = trainer.slices, run.options.slice_steps
-            if slices is not None and steps and slices.steps > steps:  # the bar moves within the epoch
+            steps = programs.piece_steps(members_of(ws.state))
+            if steps is not None:  # the epoch in pieces: the bar moves within it
                 last = [time.perf_counter()]
 
                 def piece(share, last=last):
