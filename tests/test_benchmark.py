@@ -91,7 +91,7 @@ def test_auto_and_sweep_default(tmp_path, capsys):
     doc, out = run(tmp_path, capsys, "auto", "--rounds", 1, "--epochs", 6, "--plans", "vmap",
                    "--group-members", 2, "--group-epochs", 4)
     assert [r["variant"] for r in doc["sweep"]] == ["auto, first run", "auto, cached", "vmap"]
-    first, cached, vmap = doc["sweep"]
+    first, _, vmap = doc["sweep"]
     assert first["source"].startswith("short group") and vmap["source"] == "forced" and vmap["plan"] == "vmap"
     assert all(r["train_s"] > 0 for r in doc["sweep"]) and doc["sweep_summary"]["fastest_forced"] == "vmap"
     assert doc["sweep_summary"]["ratio"]["vmap"] == 1.0

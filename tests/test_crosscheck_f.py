@@ -202,7 +202,7 @@ def test_ctrl_c_while_a_seed_is_saved_keeps_that_seed(data_dir, tmp_path, capsys
 
     monkeypatch.setattr(tc.atomic, "write_json", write)
     out_json = tmp_path / "f.json"
-    code, out, err = run_main(capsys, "--data-dir", data_dir, "--seeds", 3, "--json", out_json)
+    code, _, err = run_main(capsys, "--data-dir", data_dir, "--seeds", 3, "--json", out_json)
     assert code == 130 and writes == [0, 1]  # seed 1 never started
     assert [r["seed"] for r in json.loads(out_json.read_text())["torch_seeds"]] == [0]
     last = err.strip().splitlines()[-1]

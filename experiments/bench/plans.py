@@ -67,16 +67,16 @@ def time_group(trainer, data, traced: dict, chunk: int, members: int, plan, devi
             "epochs": g.epochs_run, "images": int(len(data["x_train"])) if "x_train" in data else None}
 
 
-def plan_table(sizes: str, devices: int, names: list[str], members=None) -> list[dict]:
+def plan_table(sizes: str, devices: int, names: list[str], counts=None) -> list[dict]:
     rows = []
     for name in names:
-        counts = members or SIZES[sizes][name]
+        member_counts = counts or SIZES[sizes][name]
         task_name, static, traced, chunk, unit = WORKLOADS[name]
         if sizes == "device" and name == "resnet20":
             static = {**static, **DEVICE_RESNET}
         task = get_task(task_name)
         trainer, data = task.build(task.resolve_static(**static))  # once: every plan trains the same
-        for members in counts:
+        for members in member_counts:
             for plan in [*candidates(max(members // devices, 1)), None]:
                 r = time_group(trainer, data, task.hparams(**traced), chunk, members, plan, devices)
                 work = members * r["epochs"] * (r["images"] if unit == "images/s" else 1)
