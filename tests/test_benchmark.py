@@ -96,11 +96,14 @@ def test_auto_and_sweep_default(tmp_path, capsys):
     assert all(r["train_s"] > 0 for r in doc["sweep"]) and doc["sweep_summary"]["fastest_forced"] == "vmap"
     assert doc["sweep_summary"]["ratio"]["vmap"] == 1.0
     assert [r["variant"] for r in doc["group"]] == ["auto, first run", "vmap"]
-    assert "| auto, cached | " in out and "auto's first run / fastest forced (vmap)" in out
+    assert "| auto, cached | " in out and "auto's first run / the round's fastest forced plan" in out
     assert os.environ.get("JAXLABS_CACHE_DIR") == cache_dir  # a fresh cache for each first run, not the user's
     assert (cache.read_text() if cache.exists() else None) == before
     doc, out = run(tmp_path, capsys, "sweep-default", "--epochs", 4)
     assert [r["variant"] for r in doc["sweep"]] == ["auto, first run", "auto, cached", "vmap"] and not doc["group"]
+    doc, out = run(tmp_path, capsys, "auto", "--rounds", 0, "--plans", "map", "--group-members", 2, "--group-epochs", 4)
+    assert not doc["sweep"] and [r["variant"] for r in doc["group"]] == ["auto, first run", "map"]
+    assert doc["group_summary"]["fastest_forced"] == "map" and "default sweep" not in out
 
 
 def test_conv_measures_each_member_count_and_plan(tmp_path, capsys):
