@@ -39,7 +39,8 @@ def test_help_lists_every_sub_command():
     (["conv", "--plans", "vmap,hybrid"], "argument --plans: 'hybrid' is not a plan; use auto"),
     (["conv", "--plans", "map,auto"], "argument --plans: name the forced plans to time"),
     (["conv", "--models", "cnn,vgg"], "argument --models: 'vgg' is not a model; choose from resnet20, cnn"),
-    (["auto", "--rounds", "0"], "argument --rounds: 0 must be >= 1"),
+    (["auto", "--rounds", "-1"], "argument --rounds: -1 must be >= 0"),
+    (["auto", "--rounds", "1", "--plans", "map,auto"], "argument --plans: name the forced plans to time"),
     (["plans", "--workloads", "mlp"], "argument --workloads: 'mlp' is not a workload"),
     (["chunk-spread"], "the following arguments are required: rounds"),
 ])
