@@ -2,7 +2,7 @@
 
     python -m experiments.benchmark conv                                  # both models, 1 and 4 members
     python -m experiments.benchmark conv --models cnn --members 1,8 --plans vmap,map,hybrid:4
-    python -m experiments.benchmark conv --conv-impl lax --json runs/conv-lax.json   # another convolution
+    python -m experiments.benchmark conv --conv-impl lax --json runs/conv-lax.json   # the accelerators' convolution
 
 jaxlabs trains through the engine's own programs (:class:`jaxlabs.engine.programs.Programs`,
 compiled with its XLA options, timed as auto times a chunk: one epoch from the same state each
@@ -21,13 +21,15 @@ import jax
 import numpy as np
 
 from experiments.bench import forced_plans, load, save
-from jaxlabs import models
 from jaxlabs.cli import int_at_least
 from jaxlabs.engine.group import member_keys
 from jaxlabs.engine.plans import VMAP
 from jaxlabs.engine.programs import Programs, compiler_options
-from jaxlabs.tasks import get_task
+from jaxlabs.tasks import TASKS
 
+# --conv-impl -> the backend the task builds its model for (Task(backend=...): its convolution,
+# jaxlabs.models.conv_for_backend); auto: this machine's
+CONV_BACKENDS = {"auto": None, "cpu": "cpu", "lax": "cuda"}
 CONV_LABS = {  # model -> (task, batch size, its --*-steps argument, normalisation mean and std)
     "resnet20": ("cifar-resnet20", 128, "resnet_steps", (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cnn": ("mnist-cnn", 64, "cnn_steps", (0.1307,), (0.3081,)),
@@ -59,19 +61,21 @@ def add_arguments(p) -> None:
                    help="Lab D CNN training batches per epoch (default: %(default)s)")
     p.add_argument("--repeats", type=int_at_least(1), default=3,
                    help="timed epochs per path, taking turns; the median is reported (default: %(default)s)")
-    p.add_argument("--conv-impl", choices=("auto", "cpu", "lax", "im2col"), default="auto",
-                   help="jaxlabs' convolution (jaxlabs.models.conv; auto: conv_for_backend())")
+    p.add_argument("--conv-impl", choices=tuple(CONV_BACKENDS), default="auto",
+                   help="jaxlabs' convolution: cpu (conv_cpu), lax (XLA's own, as built for an accelerator) or auto "
+                        "(this machine's; jaxlabs.models.conv_for_backend)")
     p.add_argument("--torch-threads", type=int_at_least(1), default=2,
                    help="torch.set_num_threads (default: %(default)s; on a busy machine 1)")
     p.add_argument("--skip-torch", action="store_true", help="do not run the PyTorch loop")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
 
 
-def lab_static(model: str, steps: int) -> tuple:
-    """The task and its static configuration on synthetic data with ``steps`` training batches per
-    epoch, augmentation off (on both sides), one epoch."""
+def lab_static(model: str, steps: int, conv_impl: str = "auto") -> tuple:
+    """The task (building its model with ``conv_impl``'s convolution) and its static configuration
+    on synthetic data with ``steps`` training batches per epoch, augmentation off (on both sides),
+    one epoch."""
     name, batch = CONV_LABS[model][:2]
-    task = get_task(name)
+    task = TASKS[name](backend=CONV_BACKENDS[conv_impl])
     if model == "resnet20":  # train = synthetic, test = synthetic // 5
         return task, task.resolve_static(synthetic=steps * batch, epochs=1, augment=False)
     # subset 1: train:val = 4.8:1.2 of synthetic, test = synthetic // 6
@@ -137,14 +141,13 @@ def run(args) -> int:
         except ImportError:
             have_torch = False
             print("PyTorch column skipped: torch is not installed (pip install torch)")
-    conv = None if args.conv_impl == "auto" else getattr(models, f"conv_{args.conv_impl}")
     print(f"jaxlabs {jax.__version__} on {jax.default_backend()} ({os.cpu_count()} CPUs), conv {args.conv_impl}; "
           f"PyTorch {args.torch_threads} threads; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; "
           f"compile options {compiler_options()}; {load()}")
     rows = []
     for model in args.models:
-        task, static = lab_static(model, getattr(args, CONV_LABS[model][2]))
-        trainer, data = task.build(static, conv=conv)
+        task, static = lab_static(model, getattr(args, CONV_LABS[model][2]), args.conv_impl)
+        trainer, data = task.build(static)
         n_train = int(data["x_train"].shape[0])
         for members in args.members:
             for plan in [VMAP] if members == 1 else args.plans:  # one member: the plan is moot
