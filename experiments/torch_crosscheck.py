@@ -50,7 +50,7 @@ import numpy as np
 
 from experiments.torch_models import CifarResNet, FeedforwardNN
 from jaxlabs import atomic
-from jaxlabs.checkpoint import Interrupted, stop_at_checkpoint
+from jaxlabs.interrupt import Interrupted, stop_at_checkpoint
 from jaxlabs.cli import ArgumentParser, fail, int_at_least
 from jaxlabs.data import load_dataset
 from jaxlabs.results import mean_std
@@ -285,7 +285,7 @@ def torch_lab_f(raw: dict, seed: int, *, epochs: int = 10, blocks: int = 3, widt
 
 def save_f_json(path, doc: dict) -> None:
     """``doc`` to ``path`` whole (jaxlabs.atomic): a Ctrl-C while it is written takes effect once
-    it is on disk (jaxlabs.checkpoint's handling, as a checkpoint's), so the file always holds
+    it is on disk (jaxlabs.interrupt's handling, as for a checkpoint), so the file always holds
     every finished seed. Off the main thread, where no SIGINT arrives, it is written plainly."""
     main = threading.current_thread() is threading.main_thread()
     with stop_at_checkpoint() if main else contextlib.nullcontext():

@@ -13,7 +13,7 @@ from tiny_data import write_image_folder, zip_folder  # noqa: E402
 
 from experiments import torch_crosscheck as tc  # noqa: E402
 from experiments.torch_models import CifarResNet  # noqa: E402
-from jaxlabs.checkpoint import Interrupted  # noqa: E402
+from jaxlabs.interrupt import Interrupted  # noqa: E402
 from jaxlabs.data import load_dataset  # noqa: E402
 
 DATA = "cifar10-jpeg (JPEG copy of CIFAR-10)"
@@ -182,7 +182,7 @@ def test_ctrl_c_while_a_seed_is_written_waits_for_the_file(tmp_path, monkeypatch
 
     monkeypatch.setattr(tc.atomic, "write_json", write)
     handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(Interrupted):  # jaxlabs.checkpoint's: after the write, not during it
+    with pytest.raises(Interrupted):  # jaxlabs.interrupt's: after the write, not during it
         tc.save_f_json(tmp_path / "f.json", {"lab": "F", "torch_seeds": [{"seed": 0}]})
     assert json.loads((tmp_path / "f.json").read_text())["torch_seeds"] == [{"seed": 0}]
     assert signal.getsignal(signal.SIGINT) is handler  # restored
