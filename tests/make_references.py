@@ -3,7 +3,7 @@
 Regenerate (PyTorch is a development-only dependency; the parity tests only read the .npz files):
 
     pip install torch==2.13.0 && python tests/make_references.py
-    python tests/make_references.py --out /tmp/ref   # to compare with tests/reference first
+    python tests/make_references.py --out runs/ref   # into another folder, to compare with tests/reference first
 
 Everything is seeded and computed on the CPU in float32, into ``tests/reference/*.npz`` (about
 2.1 MB in all; the script refuses to write more than 5 MB). Model weights are PyTorch's default
