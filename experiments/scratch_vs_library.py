@@ -14,7 +14,6 @@ took 45 s for one such training batch and the CNN was abandoned.
 """
 from __future__ import annotations
 
-import json
 import platform
 import time
 
@@ -22,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlabs import scratch
+from jaxlabs import atomic, scratch
 from jaxlabs.cli import ArgumentParser, fail, int_at_least
 from jaxlabs.sweep import EngineOptions, run_group
 from jaxlabs.tasks.scratch import OPTIMIZERS, ScratchTask
@@ -119,9 +118,8 @@ def main(argv=None) -> int:
     print(f"hand-written / lax.conv: forward {conv['scratch']['forward_s'] / conv['lax']['forward_s']:.2f}, "
           f"forward + backward {conv['scratch']['forward_backward_s'] / conv['lax']['forward_backward_s']:.2f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "paths": paths, "conv": conv,
-                       "device": jax.devices()[0].platform}, f, indent=1)
+        atomic.write_json(args.json, {"args": vars(args), "paths": paths, "conv": conv,
+                                      "device": jax.devices()[0].platform})
     return 0
 
 

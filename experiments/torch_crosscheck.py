@@ -41,16 +41,18 @@ import contextlib
 import json
 import math
 import os
-import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from experiments.torch_models import CifarResNet, FeedforwardNN
+from jaxlabs import atomic
+from jaxlabs.interrupt import Interrupted, stop_at_checkpoint
 from jaxlabs.cli import ArgumentParser, fail, int_at_least
 from jaxlabs.data import load_dataset
-from jaxlabs import atomic
 from jaxlabs.results import mean_std
 from jaxlabs.sweep import run_sweep
 from jaxlabs.tasks import get_task
@@ -97,7 +99,7 @@ def torch_lab_e(raw: dict, seed: int) -> float:
     y = torch.from_numpy(raw["train_labels"].astype(np.int64))
     xt = torch.from_numpy(raw["test_images"].reshape(len(raw["test_images"]), -1).astype(np.float32) / 255.0)
     yt = torch.from_numpy(raw["test_labels"].astype(np.int64))
-    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 10))
+    model = FeedforwardNN(784, 512, 1, 10, activation=nn.ReLU)  # 784-512-10, PyTorch's default init
     opt = torch.optim.SGD(model.parameters(), lr=0.3)
     loss_fn = nn.CrossEntropyLoss()
     for _ in range(10):
@@ -118,13 +120,12 @@ def torch_lab_g(data: dict, seed: int) -> float:
     y = torch.from_numpy(data["train_y"].astype(np.int64))
     xt = torch.from_numpy(data["test_x"].astype(np.float32) / 255.0)
     yt = torch.from_numpy(data["test_y"].astype(np.int64))
-    layers = [nn.Linear(784, 600), nn.Linear(600, 10)]
-    with torch.no_grad():
-        for layer in layers:
+    model = FeedforwardNN(784, 600, 1, 10, activation=nn.ReLU)
+    with torch.no_grad():  # the report's N(0, 2 / (in + out)) weights and zero biases
+        for layer in (model.fc1, model.fc2):
             fan_out, fan_in = layer.weight.shape
             layer.weight.normal_(0.0, (2.0 / (fan_in + fan_out)) ** 0.5)
             layer.bias.zero_()
-    model = nn.Sequential(layers[0], nn.ReLU(), layers[1])
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     for _ in range(10):
@@ -161,12 +162,13 @@ def same_start_g(task, static: dict, seed: int = 0) -> float:
 
     x = torch.from_numpy(np.asarray(d["train_x"]).astype(np.float32) / 255.0)
     y = torch.from_numpy(np.asarray(d["train_y"]).astype(np.int64))
-    layers = [torch.nn.Linear(*p["w"].shape) for p in start]
+    (n_in, hidden), n_out = start[0]["w"].shape, start[1]["w"].shape[1]
+    model = FeedforwardNN(n_in, hidden, 1, n_out, activation=torch.nn.ReLU)
+    layers = [model.fc1, model.fc2]
     with torch.no_grad():
         for layer, p in zip(layers, start):
             layer.weight.copy_(torch.from_numpy(p["w"].T.copy()))
             layer.bias.copy_(torch.from_numpy(p["b"].copy()))
-    model = torch.nn.Sequential(layers[0], torch.nn.ReLU(), layers[1])
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     for rows, keep in zip(idx, mask):
         opt.zero_grad()
@@ -184,54 +186,6 @@ def summary(name: str, accs: list[float], seconds: float) -> str:
 
 
 # ------------------------------------------------------------------ Lab F: CIFAR-10 ResNet20
-def resnet_f(blocks: int = 3, width: int = 16, classes: int = 10):
-    """jaxlabs' ResNet (``jaxlabs.models.resnet``) in PyTorch, NCHW: ``blocks`` basic blocks per
-    stage at ``width``, 2 and 4 ``width`` channels (3 and 16: ResNet20, 269,722 parameters); 3x3
-    convs without bias, padding 1, each followed by ``BatchNorm2d`` (its defaults are jaxlabs'
-    BatchNorm: momentum 0.1, eps 1e-5, unbiased running variance); a block that changes shape has
-    the option-A shortcut, ``x[:, :, ::2, ::2]`` with the new channels zero-padded evenly on both
-    sides; global average pool, then ``Linear``. Every layer keeps PyTorch's default init."""
-    from torch import nn
-    from torch.nn import functional as F
-
-    class BasicBlock(nn.Module):
-        def __init__(self, cin: int, cout: int, stride: int):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.stride, self.extra = stride, cout - cin
-
-        def forward(self, x):
-            y = F.relu(self.bn1(self.conv1(x)))
-            y = self.bn2(self.conv2(y))
-            if self.stride != 1 or self.extra:
-                x = x[:, :, :: self.stride, :: self.stride]
-                x = F.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
-            return F.relu(y + x)
-
-    class ResNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            widths = (width, 2 * width, 4 * width)
-            self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(widths[0])
-            layers, cin = [], widths[0]
-            for stage, w in enumerate(widths):
-                for b in range(blocks):
-                    layers.append(BasicBlock(cin, w, 2 if stage > 0 and b == 0 else 1))
-                    cin = w
-            self.layers = nn.Sequential(*layers)
-            self.linear = nn.Linear(widths[-1], classes)
-
-        def forward(self, x):  # (batch, 3, H, W) -> (batch, classes)
-            x = F.relu(self.bn1(self.conv1(x)))
-            return self.linear(self.layers(x).mean(dim=(2, 3)))
-
-    return ResNet()
-
-
 def crop_flip_torch(x, pad: int = 4):
     """``RandomCrop(size, padding=pad)`` then ``RandomHorizontalFlip()`` per image of a (B, C, H, W)
     batch in [0, 1], drawn as torchvision draws them (top and left uniform in 0..2 pad, a flip with
@@ -282,7 +236,7 @@ def torch_lab_f(raw: dict, seed: int, *, epochs: int = 10, blocks: int = 3, widt
     yt = torch.from_numpy(raw["test_labels"].astype(np.int64))
     mean = torch.tensor(CIFAR_MEAN, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(CIFAR_STD, dtype=torch.float32).view(1, -1, 1, 1)
-    model = resnet_f(blocks, width)
+    model = CifarResNet(blocks, width)  # experiments.torch_models: ResNet20 at 3 blocks of width 16
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -329,27 +283,12 @@ def torch_lab_f(raw: dict, seed: int, *, epochs: int = 10, blocks: int = 3, widt
             "jump": _jump(curves["test_acc"], drop_epoch), "seconds": time.perf_counter() - start}
 
 
-@contextlib.contextmanager
-def _interrupt_after():
-    """A Ctrl-C while the block runs (writing a finished seed) takes effect when it is done."""
-    caught = []
-    try:
-        previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
-        installed = True
-    except ValueError:  # not the main thread: SIGINT is not delivered here anyway
-        previous, installed = None, False
-    try:
-        yield
-    finally:
-        if installed:
-            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-        if caught:
-            raise KeyboardInterrupt
-
-
 def save_f_json(path, doc: dict) -> None:
-    """Write ``doc`` aside, then rename it over ``path``: the file always holds whole seeds."""
-    with _interrupt_after():
+    """``doc`` to ``path`` whole (jaxlabs.atomic): a Ctrl-C while it is written takes effect once
+    it is on disk (jaxlabs.interrupt's handling, as for a checkpoint), so the file always holds
+    every finished seed. Off the main thread, where no SIGINT arrives, it is written plainly."""
+    main = threading.current_thread() is threading.main_thread()
+    with stop_at_checkpoint() if main else contextlib.nullcontext():
         atomic.write_json(Path(path), doc)
 
 
@@ -592,11 +531,12 @@ def main_f(args) -> int:
                                             key=lambda x: x["seed"])
                 save_f_json(args.json, doc)
                 print(f"  PyTorch seed {seed}: done in {r['seconds']:.0f} s, saved to {args.json}", flush=True)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Interrupted: Ctrl-C while a finished seed was written, which it waited for
+        lost = "" if isinstance(e, Interrupted) else "the running seed is lost; "
         saved = ", ".join(str(r["seed"]) for r in doc["torch_seeds"]) if doc is not None else ""
         kept = (f"{args.json} holds the finished seeds ({saved or 'none yet'}); run the same command again to "
                 "train the rest" if doc is not None else "nothing was saved (pass --json PATH to keep finished seeds)")
-        print(f"{PROG}: interrupted: the running seed is lost; {kept}", file=sys.stderr)
+        print(f"{PROG}: interrupted: {lost}{kept}", file=sys.stderr)
         return 130
     except OSError as e:
         fail(PROG, f"argument --json: cannot write {args.json} ({e.strerror or e}); the seeds above are not saved")
@@ -656,10 +596,9 @@ def main(argv=None) -> int:
         print(f"  same initialisation and batches, one epoch (391 steps), seeds {seeds[:3]}: weights "
               f"differ by at most {same_start:.1e} of the largest weight (float32 rounding)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"lab": args.lab, "seeds": seeds, "jaxlabs": jax_accs, "torch": torch_accs,
-                       "jaxlabs_s": jax_s, "torch_s": torch_s,
-                       "same_start_rel_diff": same_start}, f, indent=2)
+        atomic.write_json(args.json, {"lab": args.lab, "seeds": seeds, "jaxlabs": jax_accs, "torch": torch_accs,
+                                      "jaxlabs_s": jax_s, "torch_s": torch_s, "same_start_rel_diff": same_start},
+                          indent=2)
     return 0
 
 

@@ -3,6 +3,7 @@
 Regenerate (PyTorch is a development-only dependency; the parity tests only read the .npz files):
 
     pip install torch==2.13.0 && python tests/make_references.py
+    python tests/make_references.py --out runs/ref   # into another folder, to compare with tests/reference first
 
 Everything is seeded and computed on the CPU in float32, into ``tests/reference/*.npz`` (about
 2.1 MB in all; the script refuses to write more than 5 MB). Model weights are PyTorch's default
@@ -11,7 +12,9 @@ matter, all rounded to float16-representable values and stored as float16 (halvi
 both sides compute in float32 from exactly the same numbers. Gradients are of ``sum(out * r)``
 for a stored random cotangent ``r``.
 
-Files and keys (``w/NAME`` is a PyTorch state_dict entry, ``grad/NAME`` its gradient):
+The models are ``experiments/torch_models.py``'s (the benchmark and the crosscheck train the same
+ones); their state_dict names are the keys below. Files and keys (``w/NAME`` is a PyTorch
+state_dict entry, ``grad/NAME`` its gradient):
 - mlp.npz: Lab A's FeedforwardNN (fc1, hidden_layers.i, fc2; SiLU): x, r, w/*, out, grad/*.
 - cnn.npz: TorchCNN (convs.i, bns.i, fc1, fc2) in three cases, ``plain`` (no BatchNorm, dropout 0.5,
   eval), ``bn_eval`` (BatchNorm, dropout 0.5, eval), ``bn_train`` (BatchNorm, no dropout, train:
@@ -45,105 +48,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # run as a script from anywhere: the models are the experiments' own
+from experiments.torch_models import CifarResNet, FeedforwardNN, TorchCNN  # noqa: E402
+
+OUT = os.path.join(ROOT, "tests", "reference")
 torch.set_num_threads(1)  # deterministic summation order
-
-
-# --------------------------------------------------------------------------------- torch models
-class FeedforwardNN(nn.Module):
-    """Lab A's report: fc1, num_layers - 1 hidden layers, fc2, SiLU after every hidden layer."""
-
-    def __init__(self, input_size=1, hidden_size=64, num_layers=4, output_size=1):
-        super().__init__()
-        self.fc1 = nn.Linear(input_size, hidden_size)
-        self.hidden_layers = nn.ModuleList([nn.Linear(hidden_size, hidden_size) for _ in range(num_layers - 1)])
-        self.fc2 = nn.Linear(hidden_size, output_size)
-        self.act = nn.SiLU()
-
-    def forward(self, x):
-        x = self.act(self.fc1(x.flatten(1)))
-        for layer in self.hidden_layers:
-            x = self.act(layer(x))
-        return self.fc2(x)
-
-
-class TorchCNN(nn.Module):
-    """jaxlabs.models.CNN in PyTorch: [conv(pad k//2) -> (BN) -> relu -> maxpool 2] x depth ->
-    flatten (NCHW) -> fc1 -> relu -> dropout -> fc2."""
-
-    def __init__(self, in_channels=1, in_size=28, depth=2, kernel=5, channels=32, hidden=128, classes=10,
-                 batch_norm=False, dropout=0.5):
-        super().__init__()
-        widths = [channels * 2**i for i in range(depth)]
-        self.convs = nn.ModuleList([nn.Conv2d(c, w, kernel, padding=kernel // 2)
-                                    for c, w in zip([in_channels] + widths[:-1], widths)])
-        self.bns = nn.ModuleList([nn.BatchNorm2d(w) for w in widths]) if batch_norm else None
-        side = in_size // 2**depth
-        self.fc1 = nn.Linear(widths[-1] * side * side, hidden)
-        self.dropout = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(hidden, classes)
-
-    def forward(self, x):
-        for i, conv in enumerate(self.convs):
-            x = conv(x)
-            if self.bns is not None:
-                x = self.bns[i](x)
-            x = F.max_pool2d(F.relu(x), 2)
-        return self.fc2(self.dropout(F.relu(self.fc1(x.flatten(1)))))
-
-
-class LambdaLayer(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
-
-
-class BasicBlock(nn.Module):
-    """akamaster/pytorch_resnet_cifar10's block with the option-A (parameter-free) shortcut."""
-
-    def __init__(self, in_planes, planes, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != planes:
-            self.shortcut = LambdaLayer(
-                lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4), "constant", 0))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
-
-
-class CifarResNet(nn.Module):
-    def __init__(self, num_blocks=(3, 3, 3), num_classes=10):
-        super().__init__()
-        self.in_planes = 16
-        self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.layer1 = self._make_layer(16, num_blocks[0], 1)
-        self.layer2 = self._make_layer(32, num_blocks[1], 2)
-        self.layer3 = self._make_layer(64, num_blocks[2], 2)
-        self.linear = nn.Linear(64, num_classes)
-
-    def _make_layer(self, planes, n, stride):
-        layers = []
-        for s in [stride] + [1] * (n - 1):
-            layers.append(BasicBlock(self.in_planes, planes, s))
-            self.in_planes = planes
-        return nn.Sequential(*layers)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer3(self.layer2(self.layer1(out)))
-        out = F.avg_pool2d(out, out.size()[3])
-        return self.linear(out.flatten(1))
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -334,7 +244,6 @@ def make_optim():
 
 
 def make_lab_a():
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from jaxlabs.data.synthetic import log2_cos, sample_regression  # numpy + sklearn only
 
     data = sample_regression(log2_cos, 2000, (1.0, 16.0), data_seed=0)
@@ -428,7 +337,14 @@ def make_layers():
     save("layers.npz", arrays)
 
 
-if __name__ == "__main__":
+def main(argv=None) -> None:
+    global OUT
+    import argparse
+
+    p = argparse.ArgumentParser(description="Write the PyTorch reference outputs of tests/test_parity.py.")
+    p.add_argument("--out", default=OUT, help="folder for the .npz files (default: tests/reference; another "
+                   "folder to compare a change with the stored files before replacing them)")
+    OUT = p.parse_args(argv).out
     assert torch.__version__.startswith("2.13"), f"references are written with torch 2.13, not {torch.__version__}"
     for make in (make_mlp, make_cnn, make_resnet, make_losses, make_optim, make_lab_a, make_batchnorm, make_layers):
         make()
@@ -439,3 +355,7 @@ if __name__ == "__main__":
     total = sum(sizes.values())
     print(f"{'total':>16} {total / 1e6:8.2f} MB")
     assert total < 5e6, "references must stay well under 5 MB"
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,8 @@ torch = pytest.importorskip("torch")
 from tiny_data import write_image_folder, zip_folder  # noqa: E402
 
 from experiments import torch_crosscheck as tc  # noqa: E402
+from experiments.torch_models import CifarResNet  # noqa: E402
+from jaxlabs.interrupt import Interrupted  # noqa: E402
 from jaxlabs.data import load_dataset  # noqa: E402
 
 DATA = "cifar10-jpeg (JPEG copy of CIFAR-10)"
@@ -45,7 +47,7 @@ def test_config_is_the_tasks_and_the_model_has_resnet20s_parameters():
     defaults = {**task.static_defaults, **task.traced_defaults}
     assert {k: defaults[k] for k in tc.F_CONFIG} == tc.F_CONFIG
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert count(tc.resnet_f()) == 269_722  # jaxlabs.models.resnet's ResNet20
+    assert count(CifarResNet()) == 269_722  # jaxlabs.models.resnet's ResNet20
 
 
 def test_model_matches_jaxlabs_resnet_shapes():
@@ -56,7 +58,7 @@ def test_model_matches_jaxlabs_resnet_shapes():
     variables = jax.eval_shape(lambda: ResNet(blocks_per_stage=(1, 1, 1), widths=(4, 8, 16)).init(
         jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
     jax_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(variables["params"]))
-    model = tc.resnet_f(blocks=1, width=4)
+    model = CifarResNet(blocks=1, width=4)
     assert sum(p.numel() for p in model.parameters()) == jax_count
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
@@ -180,10 +182,32 @@ def test_ctrl_c_while_a_seed_is_written_waits_for_the_file(tmp_path, monkeypatch
 
     monkeypatch.setattr(tc.atomic, "write_json", write)
     handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):  # jaxlabs.interrupt's: after the write, not during it
         tc.save_f_json(tmp_path / "f.json", {"lab": "F", "torch_seeds": [{"seed": 0}]})
     assert json.loads((tmp_path / "f.json").read_text())["torch_seeds"] == [{"seed": 0}]
     assert signal.getsignal(signal.SIGINT) is handler  # restored
+    assert not list(tmp_path.glob(".*.tmp"))  # no half-written copy beside it
+
+
+def test_ctrl_c_while_a_seed_is_saved_keeps_that_seed(data_dir, tmp_path, capsys, monkeypatch, one_thread):
+    monkeypatch.setattr(tc, "F_CONFIG", TINY)
+    real_write = tc.atomic.write_json
+    writes = []
+
+    def write(path, doc, **kw):
+        writes.append(len(doc["torch_seeds"]))
+        if len(doc["torch_seeds"]) == 1:  # seed 0 finished: Ctrl-C while it is written
+            os.kill(os.getpid(), signal.SIGINT)
+        real_write(path, doc, **kw)
+
+    monkeypatch.setattr(tc.atomic, "write_json", write)
+    out_json = tmp_path / "f.json"
+    code, _, err = run_main(capsys, "--data-dir", data_dir, "--seeds", 3, "--json", out_json)
+    assert code == 130 and writes == [0, 1]  # seed 1 never started
+    assert [r["seed"] for r in json.loads(out_json.read_text())["torch_seeds"]] == [0]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"{tc.PROG}: interrupted: ") and "running seed is lost" not in last
+    assert "holds the finished seeds (0); run the same command again" in last
 
 
 def test_main_f_compares_with_jaxlabs_results(data_dir, tmp_path, capsys, monkeypatch, one_thread):
