@@ -215,6 +215,9 @@ def test_auto_times_a_plan_only_where_it_might_save_more_than_it_costs():
     assert not worth_timing(Plan("hybrid", 4), {"vmap": 1.0, "map": 0.97}, 1000.0, 5.0, options)
     assert worth_timing(Plan("hybrid", 4), {"vmap": 1.0, "map": 0.7}, 1000.0, 5.0, options)
     assert not worth_timing(Plan("hybrid", 4), {"vmap": 1.0}, 1000.0, 5.0, options)
+    # one budget for every candidate: what the earlier ones cost counts against the next
+    assert worth_timing(Plan("hybrid", 4), {"vmap": 1.0, "map": 0.7}, 100.0, 5.0, options, spent=9.0)
+    assert not worth_timing(Plan("hybrid", 4), {"vmap": 1.0, "map": 0.7}, 100.0, 5.0, options, spent=11.0)
 
 
 def test_auto_probes_a_classifier_on_its_cheaper_version(monkeypatch, tmp_path):

@@ -5,7 +5,7 @@ The first chunk runs vmapped (it is training, not a probe). ``map`` then runs th
 the same state when what it might save (``probe_gain`` of the time left in this run and in one
 later run) exceeds what timing it costs (a compile and a chunk). ``hybrid:K`` interpolates between
 the two, so it is timed only when vmap and map differ by more than noise (``probe_close``), each K
-again only when worth its cost. Of the plans timed, those within noise of the fastest chunk are
+again only while what every candidate timed so far cost and its own cost fit that one budget. Of the plans timed, those within noise of the fastest chunk are
 tied, and the one quickest to compile wins (every later run pays its compile); the winner's chunk
 is kept, so the run goes on from it and computes what a run that finds the choice cached computes.
 The choice, its timings and compiles are cached per (task, static configuration, member count,
@@ -65,15 +65,16 @@ def candidates(members: int) -> list[Plan]:
 
 
 def worth_timing(plan: Plan, times: dict[str, float], seconds_left: float, cost: float,
-                 options: EngineOptions) -> bool:
-    """Whether to time ``plan`` next, given the chunk ``times`` so far (vmap's at least): its
-    estimated ``cost`` (a compile and a chunk) must be below what it might save, ``probe_gain`` of
-    ``seconds_left``; a hybrid, which batches between vmap and map, only where those two differ by
-    more than noise."""
+                 options: EngineOptions, spent: float = 0.0) -> bool:
+    """Whether to time ``plan`` next, given the chunk ``times`` so far (vmap's at least): what
+    probing has ``spent`` so far plus its estimated ``cost`` (a compile and a chunk) must stay below
+    what a better plan might save, ``probe_gain`` of ``seconds_left`` (one budget for every
+    candidate); a hybrid, which batches between vmap and map, only where those two differ by more
+    than noise."""
     if plan.kind == "hybrid":
         if "map" not in times or _close(times["vmap"], times["map"], options.probe_close):
             return False
-    return options.probe_gain * seconds_left > cost
+    return options.probe_gain * seconds_left > spent + cost
 
 
 def choose(times: dict[str, float], compiles: dict[str, float], close: float) -> str:
@@ -126,14 +127,16 @@ class Auto:
         else:
             times, compiles = {"vmap": chunk_s}, {"vmap": vmap_compile}
             runs = {"vmap": first}
+            spent = 0.0  # the compiles and chunks of the candidates timed so far
             for plan in candidates(per_device)[1:]:
                 cost = vmap_compile * (2 if plan.kind == "hybrid" else 1) + chunk_s
-                if not worth_timing(plan, times, left, cost, self.options):
+                if not worth_timing(plan, times, left, cost, self.options, spent):
                     continue
                 programs = programs_for(plan)
                 out, times[str(plan)] = programs.timed_chunk(state, hp, start, self.chunk)
                 compiles[str(plan)] = float(process0([programs.compile_s])[0])
                 runs[str(plan)] = (*out, times[str(plan)])
+                spent += compiles[str(plan)] + times[str(plan)]
         if len(times) == 1:
             why = f"about {left / 2:.0f} s of training left: timing another plan would cost more than it might save"
             return Decision(VMAP, f"short group ({why}): vmap"), 0.0, first
@@ -156,14 +159,15 @@ class Auto:
                                      self.programs_for.options)
         first = make(VMAP)
         state = first.init(key_data, hp)
-        times, compiles = {}, {}
+        times, compiles, spent = {}, {}, 0.0
         for plan in candidates(members_of(hp) // placement.count):
             programs = first if plan == VMAP else make(plan)
             cost = vmap_compile * (2 if plan.kind == "hybrid" else 1) + times.get("vmap", 0.0)
-            if plan != VMAP and not worth_timing(plan, times, left, cost, self.options):
+            if plan != VMAP and not worth_timing(plan, times, left, cost, self.options, spent):
                 continue
             times[str(plan)] = programs.timed_chunk(state, hp, 0, 1)[1]
             compiles[str(plan)] = float(process0([programs.compile_s])[0])
+            spent += compiles[str(plan)] + times[str(plan)]
         return times, compiles
 
 
