@@ -53,7 +53,7 @@ HEADERS = ("task", "plan", "precision", "devices", "lowered", "kB init/chunk/fin
 
 
 def parse_args(argv=None):
-    from jaxlabs.engine.plans import parse_plan
+    from jaxlabs.engine.plans import parse_forced_plan
     from jaxlabs.tasks import TASKS
 
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
@@ -76,12 +76,9 @@ def parse_args(argv=None):
 
     def plan(t: str):
         try:
-            found = parse_plan(t)
+            return parse_forced_plan(t)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
-        if found is None:
-            raise argparse.ArgumentTypeError("auto chooses among plans and is not one to lower; use vmap, map or hybrid:K")
-        return found
 
     p.add_argument("--tasks", type=comma_list("--tasks", one_of(tuple(TASKS))), default=list(TASKS),
                    help=f"comma list of tasks (default: every task: {','.join(TASKS)})")

@@ -37,10 +37,10 @@ def test_help_lists_every_sub_command():
     ([], "the following arguments are required: COMMAND"),
     (["plots"], "argument COMMAND: invalid choice: 'plots'"),
     (["conv", "--plans", "vmap,hybrid"], "argument --plans: 'hybrid' is not a plan; use auto"),
-    (["conv", "--plans", "map,auto"], "argument --plans: name the forced plans to time"),
+    (["conv", "--plans", "map,auto"], "argument --plans: auto chooses among plans and is not one itself; name vmap, map"),
     (["conv", "--models", "cnn,vgg"], "argument --models: 'vgg' is not a model; choose from resnet20, cnn"),
     (["auto", "--rounds", "-1"], "argument --rounds: -1 must be >= 0"),
-    (["auto", "--rounds", "1", "--plans", "map,auto"], "argument --plans: name the forced plans to time"),
+    (["auto", "--rounds", "1", "--plans", "map,auto"], "argument --plans: auto chooses among plans and is not one itself; name vmap, map"),
     (["plans", "--workloads", "mlp"], "argument --workloads: 'mlp' is not a workload"),
     (["chunk-spread"], "the following arguments are required: rounds"),
 ])

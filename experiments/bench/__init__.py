@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import jax
 
 from jaxlabs import atomic
-from jaxlabs.engine.plans import parse_plan
+from jaxlabs.engine.plans import parse_forced_plan
 
 
 def machine(devices=None) -> dict:
@@ -65,10 +65,7 @@ def forced_plans(text: str) -> list:
     plans = []
     for item in text.split(","):
         try:
-            plan = parse_plan(item)
+            plans.append(parse_forced_plan(item))
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
-        if plan is None:
-            raise argparse.ArgumentTypeError("name the forced plans to time (vmap, map, hybrid:K), not auto")
-        plans.append(plan)
     return plans

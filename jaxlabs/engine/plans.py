@@ -86,6 +86,15 @@ def parse_plan(text: str) -> Optional[Plan]:
     raise ValueError(f"{text!r} is not a plan; use {PLAN_FORMS}")
 
 
+def parse_forced_plan(text: str) -> Plan:
+    """``text`` as a plan that is not ``auto`` (for tools that time or lower named plans);
+    ValueError (one line) otherwise."""
+    plan = parse_plan(text)
+    if plan is None:
+        raise ValueError("auto chooses among plans and is not one itself; name vmap, map or hybrid:K")
+    return plan
+
+
 def parse_precision(text: str) -> str:
     if text not in PRECISIONS:
         raise ValueError(f"{text!r} is not a precision; use {', '.join(PRECISIONS)}")
