@@ -187,9 +187,7 @@ def engine_options(prog: str, args):
 def engine_error(prog: str, e: Exception):
     """An engine error as the command's one line: ``argument --flag: ...`` for an option's problem
     (an OptionError, or one member too large for the memory limit), exit 2."""
-    from jaxlabs.engine.memory import MemberTooLarge
-
-    option = "memory_limit" if isinstance(e, MemberTooLarge) else getattr(e, "option", None)
+    option = getattr(e, "option", None)
     fail(prog, f"argument {ENGINE_FLAGS[option]}: {e}" if option in ENGINE_FLAGS else str(e))
 
 

@@ -218,10 +218,6 @@ def blank_cell(lines):
     return lines
 
 
-def tiny_memory(monkeypatch, root: Path) -> None:
-    monkeypatch.setattr("jaxlabs.engine.memory.free_device_memory", lambda: 100)
-
-
 def an_existing_file(root: Path) -> Path:
     root.mkdir(parents=True)
     (root / "results").write_text("a file the user keeps, not a folder\n")
@@ -394,8 +390,9 @@ DATA_CASES = [
     Case("image-folder: --data-dir does not exist", "lr_sweep",
          ("--task", "image-folder", "--data-dir", "{in}/nowhere"), ("{in}/nowhere: no such folder or .zip",),
          lambda root: root),
-    Case("image-folder: larger than the device's memory", "lr_sweep", ("--task", "image-folder", "--data-dir", "{in}"),
-         ("{in}: the decoded images take", "the device has 100 B free", "--resize"), pets, patch=tiny_memory),
+    Case("image-folder: larger than the device's memory", "lr_sweep",
+         ("--task", "image-folder", "--data-dir", "{in}", "--memory-limit", "100"),
+         ("argument --memory-limit: the data (", "but 100 B is available", "--resize"), pets),
     # your own CSV table
     Case("csv: no --data", "lr_sweep", ("--task", "csv", "--target", "price"), ("csv needs --data",)),
     Case("csv: no such file", "lr_sweep", ("--task", "csv", "--data", "{in}/nope.csv", "--target", "price"),

@@ -137,12 +137,14 @@ def test_image_folder_test_share_resize_and_gray(tmp_path):
     assert sorted(np.bincount(data["y_test"])) == [5, 6]  # stratified
 
 
-def test_image_folder_larger_than_device_memory(tmp_path, monkeypatch):
+def test_image_folder_larger_than_device_memory(tmp_path):
+    from jaxlabs.sweep import EngineOptions, run_group
+
     write_image_folder(tmp_path / "pets", COUNTS, size=8)
-    monkeypatch.setattr("jaxlabs.engine.memory.free_device_memory", lambda: 1000)
     task = get_task("image-folder")
-    with pytest.raises(MemoryError, match=r"pets: the decoded images take .* but the device has 1000 B free"):
-        task.splits(task.resolve_static(data_dir=str(tmp_path / "pets")))
+    trainer, data = task.build(task.resolve_static(data_dir=str(tmp_path / "pets"), epochs=1))
+    with pytest.raises(MemoryError, match=r"the data \(.*pets.*\) takes [\d.]+ KiB on each device, but 1000 B is"):
+        run_group(trainer, data, [0], {"lr": [0.001]}, progress=False, options=EngineOptions(memory_limit=1000))
 
 
 # ---------------------------------------------------------------------------------- own model

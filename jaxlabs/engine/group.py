@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from jaxlabs.progress import converging, with_rate
 from jaxlabs.progress import tick as tick_bar
 from jaxlabs.engine.auto import Auto, Decision
-from jaxlabs.engine.memory import rows, wave_size, waves
+from jaxlabs.engine.memory import check_data_fits, rows, wave_size, waves
 from jaxlabs.engine.options import EngineOptions
 from jaxlabs.engine.placement import Placement
 from jaxlabs.engine.plans import VMAP
@@ -80,6 +80,7 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     key_data = np.asarray(member_keys(seeds))  # (members, 2) uint32, on the host
     hp = {k: np.asarray(v, np.float32) for k, v in hparams.items()}
     placement = Placement(options.device_list())
+    check_data_fits(data, options.memory_limit, placement.devices[0], trainer.data_name)
     programs_for = PlanPrograms(trainer, placement.shared(data), options.precision, placement,
                                 options.compile_options)  # the data placed once, for every plan
     programs_for.slice_steps = options.slice_steps

@@ -18,6 +18,8 @@ _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
 class MemberTooLarge(MemoryError):
     """One member alone needs more device memory than a program may use (``need``, ``limit``: bytes)."""
 
+    option = "memory_limit"  # the EngineOptions field a command maps to its flag
+
     def __init__(self, need: int, limit: int):
         self.need, self.limit = need, limit
         super().__init__(f"one member of this group needs {fmt_bytes(need)} of device memory, but {fmt_bytes(limit)} "
@@ -69,6 +71,28 @@ def free_device_memory(device=None) -> Optional[int]:
         return None
 
 
+
+
+class DataTooLarge(MemoryError):
+    """The data every member shares does not fit one device's memory (``need``, ``limit``: bytes)."""
+
+    option = "memory_limit"
+
+    def __init__(self, need: int, limit: int, name: str = ""):
+        self.need, self.limit = need, limit
+        what = f"the data ({name})" if name else "the data"
+        super().__init__(f"{what} takes {fmt_bytes(need)} on each device, but {fmt_bytes(limit)} is available; "
+                         "use less or smaller data (images: --resize), raise the memory limit, or a device with more "
+                         "memory")
+
+
+def check_data_fits(data, memory_limit: Optional[int], device, name: str = "") -> None:
+    """Raise :class:`DataTooLarge` before anything is placed or compiled when the shared data
+    (replicated on every device) exceeds ``memory_limit`` or the device's free memory."""
+    need = sum(int(np.asarray(x).nbytes) for x in jax.tree.leaves(data))
+    limit = memory_limit if memory_limit is not None else free_device_memory(device)
+    if limit is not None and need > limit:
+        raise DataTooLarge(need, limit, name)
 
 
 def wave_size(programs, key_data: np.ndarray, hp: dict, length: int, memory_limit: Optional[int],

@@ -63,18 +63,6 @@ def split_off(labels: np.ndarray, share: float, seed: int, what: str, where: str
                                    f"{share:g}; add images or lower --{what}-share") from None
 
 
-def memory_check(data: dict, where: str) -> None:
-    """A dataset that cannot sit on the device (it stays there, shared by every member) is a
-    one-line error naming both sizes, before anything is compiled."""
-    from jaxlabs.engine.memory import fmt_bytes, free_device_memory
-
-    size = sum(v.nbytes for k, v in data.items() if k.startswith(("x_", "y_")))
-    free = free_device_memory()
-    if free is not None and size > free:
-        raise MemoryError(f"{where}: the decoded images take {fmt_bytes(size)} but the device has {fmt_bytes(free)} "
-                          "free; --resize them smaller, use fewer images, or a device with more memory")
-
-
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 images (n, H, W, C) scaled to [0, 1], in chunks of images
     (a float64 copy of 50,000 CIFAR images would take 1.2 GB). A constant channel gets std 1."""
@@ -171,7 +159,6 @@ class ImageFolderTask(Task):
             data.update(x_val=x[val], y_val=y[val])
             x, y = x[keep], y[keep]
         data.update(x_train=x, y_train=y)
-        memory_check(data, path)
         n, h, w, c = x.shape
         parts = "/".join(str(len(data[f"y_{s}"])) for s in ("train", "val", "test") if f"y_{s}" in data)
         which = "train/val/test" if "y_val" in data else "train/test"
