@@ -80,7 +80,8 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
     key_data = np.asarray(member_keys(seeds))  # (members, 2) uint32, on the host
     hp = {k: np.asarray(v, np.float32) for k, v in hparams.items()}
     placement = Placement(options.device_list())
-    check_data_fits(data, options.memory_limit, placement.devices[0], trainer.data_name)
+    local = next(d for d in placement.devices if d.process_index == jax.process_index())  # this process's
+    check_data_fits(data, options.memory_limit, local, trainer.data_name)
     programs_for = PlanPrograms(trainer, placement.shared(data), options.precision, placement,
                                 options.compile_options)  # the data placed once, for every plan
     programs_for.slice_steps = options.slice_steps
