@@ -69,3 +69,14 @@ class Task:
         if static:
             raise OptionError(f"{self.name}: {static[0]} is a static option, not a traced number")
         return resolve([o for o in self.options if o.traced], overrides, self.name)
+
+
+class ClassifierTask(Task):
+    """A task trained by the shared classifier (:mod:`jaxlabs.tasks.classify`): what every such lab
+    declares alike. An epoch is many steps, so each one is a progress tick (the engine moves the
+    bar within it: Trainer.slices)."""
+
+    chunk = 1
+    primary_metric = "test_acc"
+    figures = ("loss", "accuracy", "confusion")
+    higher_better = frozenset({"test_acc", "val_acc", "train_acc"})

@@ -22,7 +22,7 @@ from __future__ import annotations
 from jaxlabs.data import crop_flip, load_dataset
 from jaxlabs.models import ResNet, conv_for_backend
 from jaxlabs.options import static_option, traced_option
-from jaxlabs.tasks.base import Task
+from jaxlabs.tasks.base import ClassifierTask
 from jaxlabs.tasks.classify import ClassifierSpec, data_name, make_trainer, synthetic_images
 from jaxlabs.optim import cross_entropy, step_schedule, torch_sgd
 
@@ -36,7 +36,7 @@ def make_optimizer(hp: dict, steps_per_epoch: int, drop_epoch: int):
     return torch_sgd(schedule, momentum=hp["momentum"], weight_decay=hp["weight_decay"])
 
 
-class CifarResNet20Task(Task):
+class CifarResNet20Task(ClassifierTask):
     name = "cifar-resnet20"
     lab = "F"
     description = ("Lab F: CIFAR-10 ResNet20, SGD weight decay 5e-4, lr for 5 epochs then lr/10, crop+flip "
@@ -58,10 +58,6 @@ class CifarResNet20Task(Task):
                       low=0, high=1, high_open=True),
     )
     lr_grid = (0.05, 0.1, 0.2)
-    chunk = 1  # an epoch is 391 steps: one progress tick each
-    primary_metric = "test_acc"
-    figures = ("loss", "accuracy", "confusion")
-    higher_better = frozenset({"test_acc", "val_acc", "train_acc"})
 
     def raw_data(self, static: dict) -> dict:
         """load_dataset's dict: CIFAR-10 (or a copy) from data_dir, or the synthetic stand-in."""

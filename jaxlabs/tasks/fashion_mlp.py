@@ -28,7 +28,7 @@ from jaxlabs.data import load_dataset, split_ratio
 from jaxlabs.data.splits import DATA_SEED
 from jaxlabs.models import MLP
 from jaxlabs.options import static_option, traced_option
-from jaxlabs.tasks.base import Task
+from jaxlabs.tasks.base import ClassifierTask
 from jaxlabs.tasks.classify import ClassifierSpec, data_name, make_trainer, synthetic_images
 from jaxlabs.optim import cross_entropy, multi_margin_loss, torch_adam, torch_sgd
 
@@ -55,7 +55,7 @@ def fashion_splits(raw: dict, val_split: float, data_seed: int = DATA_SEED) -> d
     return data
 
 
-class FashionMLPTask(Task):
+class FashionMLPTask(ClassifierTask):
     name = "fashion-mlp"
     lab = "E"
     description = "Lab E: Fashion-MNIST MLP 784-hidden-10, SGD, cross entropy; variants tanh/multimargin/xavier/adam"
@@ -75,10 +75,6 @@ class FashionMLPTask(Task):
         traced_option("lr", 0.1, "learning rate (base 0.1; the adam variant wants ~0.001)", low=0, low_open=True),
     )
     lr_grid = (0.1, 0.3, 0.7)  # the report's study (0.7 unstable)
-    chunk = 1  # an epoch is 235 steps: one progress tick each
-    primary_metric = "test_acc"
-    figures = ("loss", "accuracy", "confusion")
-    higher_better = frozenset({"test_acc", "val_acc", "train_acc"})
 
     def build(self, static: dict):
         if static["synthetic"]:

@@ -30,7 +30,7 @@ from jaxlabs.data.splits import DATA_SEED
 from jaxlabs.models import CNN, MLP, ResNet, conv_for_backend
 from jaxlabs.options import static_option, traced_option
 from jaxlabs.optim import cross_entropy, step_schedule, torch_adam, torch_sgd
-from jaxlabs.tasks.base import Task
+from jaxlabs.tasks.base import ClassifierTask
 from jaxlabs.tasks.classify import ClassifierSpec, make_trainer
 from jaxlabs.tasks.csv_table import class_list
 
@@ -77,7 +77,7 @@ def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, .
     return tuple(map(float, mean)), tuple(float(s) if s > 1e-6 else 1.0 for s in std)
 
 
-class ImageFolderTask(Task):
+class ImageFolderTask(ClassifierTask):
     name = "image-folder"
     lab = "your data"
     description = "your image folder (train/<class>/*, test/<class>/*): MLP, CNN or ResNet20 classifier"
@@ -120,10 +120,6 @@ class ImageFolderTask(Task):
                       high_open=True),
     )
     lr_grid = (0.0003, 0.001, 0.003)
-    chunk = 1  # an epoch is many steps: one progress tick each
-    primary_metric = "test_acc"
-    figures = ("loss", "accuracy", "confusion")
-    higher_better = frozenset({"test_acc", "val_acc", "train_acc"})
 
     def check(self, static: dict) -> None:
         if not static["data_dir"]:

@@ -27,7 +27,7 @@ from jaxlabs.data import load_dataset, split_ratio
 from jaxlabs.data.splits import DATA_SEED
 from jaxlabs.models import CNN, INIT_SCHEMES, conv_for_backend
 from jaxlabs.options import static_option, traced_option
-from jaxlabs.tasks.base import Task
+from jaxlabs.tasks.base import ClassifierTask
 from jaxlabs.tasks.classify import ClassifierSpec, data_name, make_trainer, synthetic_images
 from jaxlabs.optim import cross_entropy, torch_adam
 
@@ -49,7 +49,7 @@ def mnist_splits(raw: dict, subset: float, data_seed: int = DATA_SEED) -> dict[s
             "x_test": raw["test_images"], "y_test": raw["test_labels"]}
 
 
-class MnistCNNTask(Task):
+class MnistCNNTask(ClassifierTask):
     name = "mnist-cnn"
     lab = "D"
     description = "Lab D: MNIST CNN [conv-(bn)-relu-pool] x depth -> fc -> dropout -> fc, Adam, best-val checkpoint"
@@ -80,10 +80,6 @@ class MnistCNNTask(Task):
         traced_option("lr", 0.001, "Adam learning rate (its default, the usual MNIST choice)", low=0, low_open=True),
     )
     lr_grid = (0.0001, 0.001, 0.01)
-    chunk = 1  # an epoch is many steps: one progress tick each
-    primary_metric = "test_acc"
-    figures = ("loss", "accuracy", "confusion")
-    higher_better = frozenset({"test_acc", "val_acc", "train_acc"})
 
     def raw_data(self, static: dict) -> dict:
         if static["synthetic"]:
