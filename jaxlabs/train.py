@@ -11,7 +11,8 @@ per-member masks so no member ever waits on Python:
 - the optimizer: ``trainer.optimizer(hparams)`` is built once per member and handed to ``init``
   and ``epoch``;
 - a status: running, converged (the task's stopping rule fired), diverged (the monitored value went
-  NaN or inf), or max_epochs (still running when the budget ran out);
+  NaN or inf), max_epochs (still running when the budget ran out), or pruned (a search stopped it
+  between two chunks: :mod:`jaxlabs.search`);
 - freezing: from the epoch a member stops, its carry no longer changes and its logged values are
   held, so a stopped member's curve is flat at the value it stopped with;
 - the best checkpoint: when the trainer declares a :class:`Checkpoint`, the parts of the carry it
@@ -38,8 +39,9 @@ Carry = Any
 HParams = dict[str, jax.Array]
 Data = Any
 
-RUNNING, CONVERGED, MAX_EPOCHS, DIVERGED = 0, 1, 2, 3
-STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", MAX_EPOCHS: "max_epochs", DIVERGED: "diverged"}
+RUNNING, CONVERGED, MAX_EPOCHS, DIVERGED, PRUNED = 0, 1, 2, 3, 4
+STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", MAX_EPOCHS: "max_epochs", DIVERGED: "diverged",
+                PRUNED: "pruned"}  # pruned: a search stopped it at a rung (jaxlabs.search)
 
 # Epoch keys come from this child of the member key; the member key itself initialises the model,
 # as it always has (Lab A's numbers stay those of earlier releases).

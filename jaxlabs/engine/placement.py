@@ -106,6 +106,16 @@ class Placement:
         idx = self.shared(np.asarray(idx, np.int32))
         return self._program("put_back", _put_back, tree, idx, sub)(tree, idx, sub)
 
+    def copy(self, tree, to: np.ndarray, frm: np.ndarray):
+        """``tree`` with the members ``to`` replaced by copies of the members ``frm`` (in one program:
+        any number of them, whatever the device count)."""
+        to, frm = self.shared(np.asarray(to, np.int32)), self.shared(np.asarray(frm, np.int32))
+        return self._program("copy", _copy, tree, to, frm)(tree, to, frm)
+
+
+def _copy(tree, to, frm):
+    return jax.tree.map(lambda x: x.at[to].set(x[frm]), tree)
+
 
 def _take(tree, idx):
     return jax.tree.map(lambda x: x[idx], tree)

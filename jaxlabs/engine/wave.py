@@ -94,17 +94,67 @@ def compaction_order(ws: WaveState, plan, devices: int, chunk_s: float, chunks_l
     if not options.compaction:
         return None
     active = ws.active
-    running = np.flatnonzero(ws.status[active] == RUNNING)
+    running = ws.status[active] == RUNNING
     if plan.kind == "hybrid":
-        return hybrid_order(ws.status[active] == RUNNING, plan.batch, devices)
-    size = bucket(len(running), devices)
-    if (plan.kind != "vmap" or size >= len(active) or len(running) > len(active) // 2
+        return hybrid_order(running, plan.batch, devices)
+    if (plan.kind != "vmap" or running.sum() > len(active) // 2
             or process0([chunk_s * chunks_left])[0] <= options.compact_worth_s):
         return None
+    return shrunk_order(ws, devices)
+
+
+def shrunk_order(ws: WaveState, devices: int) -> Optional[np.ndarray]:
+    """Positions (in the running program) of a smaller program's members: the running ones, padded
+    with stopped ones (frozen) to a size :func:`bucket` allows, in wave order; None when no such
+    size is smaller than the running program."""
+    active = ws.active
+    running = np.flatnonzero(ws.status[active] == RUNNING)
+    size = bucket(len(running), devices)
+    if size >= len(active):
+        return None
     keep = active[running]
-    fillers = np.setdiff1d(np.arange(len(ws.order)), keep)[:size - len(keep)]  # stopped members, frozen
+    # stopped members of the running program, frozen (an earlier repack left the others out of it)
+    fillers = np.setdiff1d(active, keep)[:size - len(keep)]
     at = {int(a): i for i, a in enumerate(active)}
     return np.asarray([at[int(a)] for a in np.sort(np.concatenate([keep, fillers]))], int)
+
+
+def stopped(ws: WaveState, members: np.ndarray, status: int, placement: Placement) -> WaveState:
+    """The wave with ``members`` (wave indices of running members, all in the running program)
+    stopped now with ``status`` (a search's pruning): frozen from this epoch on, as a member the
+    task stopped is, their stop epoch the epochs run so far."""
+    members = np.asarray(members, int)
+    if not len(members):
+        return ws
+    at = {int(a): i for i, a in enumerate(ws.active)}
+    if any(int(m) not in at or ws.status[m] != RUNNING for m in members):
+        raise ValueError("only running members of the running program can be stopped")
+    pos = np.asarray([at[int(m)] for m in members], int)
+    state = ws.state
+    status_now = placement.put_back(state.status, pos, placement.shared(np.full(len(pos), status, np.int32)))
+    stop_now = placement.put_back(state.stop_epoch, pos, placement.shared(np.full(len(pos), ws.epoch, np.int32)))
+    every = np.array(ws.status)
+    every[members] = status
+    return dataclasses.replace(ws, state=state._replace(status=status_now, stop_epoch=stop_now), status=every)
+
+
+def copied(ws: WaveState, children: np.ndarray, parents: np.ndarray, placement: Placement) -> WaveState:
+    """The wave with each of ``children`` (wave indices) given the whole state of its parent in
+    ``parents`` (parameters, optimizer state, best checkpoint, status, logs held) except its own
+    key (population-based training's exploit). Every member must be in the running program (a
+    population that is never repacked)."""
+    children, parents = np.asarray(children, int), np.asarray(parents, int)
+    if not len(children):
+        return ws
+    if ws.full is not None:
+        raise ValueError("members are copied within a program that holds every member")
+    at = {int(a): i for i, a in enumerate(ws.active)}
+    kid, parent = (np.asarray([at[int(m)] for m in x], int) for x in (children, parents))
+    state = ws.state
+    new = placement.copy(state._replace(key=None), kid, parent)._replace(key=state.key)
+    every = np.array(ws.status)
+    every[children] = ws.status[parents]
+    return dataclasses.replace(ws, state=new, status=every)
 
 
 def repacked(ws: WaveState, order: np.ndarray, placement: Placement) -> WaveState:
@@ -143,6 +193,23 @@ def hybrid_order(running: np.ndarray, k: int, devices: int) -> Optional[np.ndarr
         used += m - len(mine)
     order = np.asarray(order, int)
     return order if idle_blocks(running[order]) > idle_blocks(running) else None
+
+
+def run_chunk(programs, ws: WaveState, hp, length: int, sliced: Callable[[float, float], None]):
+    """The running program's next ``length`` epochs: (state, logs) on the devices. An epoch that
+    runs in pieces (:meth:`Programs.piece_steps`) calls ``sliced(share of an epoch, seconds)``
+    after each piece, so a bar can move within it."""
+    steps = programs.piece_steps(members_of(ws.state))
+    if steps is None:
+        return programs.chunk(ws.state, hp, ws.epoch, length)
+    last = [time.perf_counter()]
+
+    def piece(share):
+        now = time.perf_counter()
+        sliced(share, now - last[0])
+        last[0] = now
+
+    return programs.sliced_chunk(ws.state, hp, ws.epoch, length, steps, piece)
 
 
 @dataclass
@@ -188,19 +255,7 @@ def train_wave(run: WaveRun, key_data: np.ndarray, hp: dict,
             (state, logs, chunk_s), pending = pending, None
         else:
             compiled, t0 = run.programs_for.compile_s, time.perf_counter()
-            programs = run.programs_for(run.decision.plan or VMAP)
-            steps = programs.piece_steps(members_of(ws.state))
-            if steps is not None:  # the epoch in pieces: the bar moves within it
-                last = [time.perf_counter()]
-
-                def piece(share, last=last):
-                    now = time.perf_counter()
-                    run.sliced(share, now - last[0])
-                    last[0] = now
-
-                state, logs = programs.sliced_chunk(ws.state, sub_hp, ws.epoch, run.chunk, steps, piece)
-            else:
-                state, logs = programs.chunk(ws.state, sub_hp, ws.epoch, run.chunk)
+            state, logs = run_chunk(run.programs_for(run.decision.plan or VMAP), ws, sub_hp, run.chunk, run.sliced)
         logs, status = placement.fetch((logs, state.status))  # the one host round trip per chunk
         if not pended:
             chunk_s = time.perf_counter() - t0 - (run.programs_for.compile_s - compiled)
