@@ -32,6 +32,9 @@ class Option:
     choices: Optional[Sequence[Any]] = None
     check: Optional[Callable[[str], Any]] = None  # extra check of a text value (raises ValueError)
     none_ok: bool = False  # None is accepted (and means the task's own choice)
+    # a number whose useful values span decades (learning rates, weight decay): a search samples a
+    # range of it log-uniformly (jaxlabs.search), and its range must then be > 0
+    log: bool = False
 
     @property
     def flag(self) -> str:

@@ -30,6 +30,9 @@ class Task:
     # metrics (final values or curves) where larger is better: accuracies, R^2. Every other metric
     # is a loss, an error, epochs or seconds, where smaller is better. Reports and claims read it.
     higher_better: ClassVar[frozenset[str]] = frozenset()
+    # options a search (jaxlabs.search) sets when it is not told otherwise: e.g. a validation split
+    # for a task whose default has none (a search ranks on validation, never on the test split)
+    search_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

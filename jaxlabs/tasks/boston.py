@@ -78,8 +78,10 @@ class BostonTask(Task):
         static_option("threshold", float, 1e-4, "ReduceLROnPlateau relative threshold", low=0),
         static_option("cooldown", int, 0, "ReduceLROnPlateau cooldown in epochs", low=0),
         static_option("initializer", str, "pytorch", "weight initialisation", choices=tuple(INIT_SCHEMES)),
-        traced_option("lr", 0.01, "learning rate (the report: 0.01 best)", low=0, low_open=True),
+        traced_option("lr", 0.01, "learning rate (the report: 0.01 best)", low=0, low_open=True, log=True),
         traced_option("momentum", 0.0, "SGD momentum (the report states none)", low=0, high=1, high_open=True),
+        traced_option("weight_decay", 0.0, "coupled L2 weight decay, as PyTorch SGD's (the report states none)",
+                      low=0, high=1, high_open=True, log=True),
     )
     chunk = 25
     primary_metric = "test_r2"
@@ -90,6 +92,7 @@ class BostonTask(Task):
         model = MLP(width=static["width"], depth=static["depth"], out=1, activation=static["activation"],
                     initializer=static["initializer"])
         data = {k: jnp.asarray(v) for k, v in boston_splits(static["data_seed"]).items()}
-        spec = TableSpec(model, lambda hp: torch_sgd(hp["lr"], momentum=hp["momentum"]),
+        sgd = lambda hp: torch_sgd(hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"])  # noqa: E731
+        spec = TableSpec(model, sgd,
                          batch_size=static["batch_size"], epochs=static["epochs"], scheduler=plateau_scheduler(static))
         return make_table_trainer(spec, data), data

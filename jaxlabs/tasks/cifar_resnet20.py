@@ -52,10 +52,10 @@ class CifarResNet20Task(ClassifierTask):
                       "usual places)", none_ok=True),
         static_option("synthetic", int, 0, "> 0: that many random CIFAR-shaped train images instead of CIFAR-10 "
                       "(speed only; not a result)", low=0),
-        traced_option("lr", 0.1, "learning rate before the drop", low=0, low_open=True),
+        traced_option("lr", 0.1, "learning rate before the drop", low=0, low_open=True, log=True),
         traced_option("momentum", 0.0, "SGD momentum (the course script's 0)", low=0, high=1, high_open=True),
         traced_option("weight_decay", 5e-4, "coupled L2 weight decay (PyTorch SGD's; the script's 5e-4)",
-                      low=0, high=1, high_open=True),
+                      low=0, high=1, high_open=True, log=True),
     )
     lr_grid = (0.05, 0.1, 0.2)
 

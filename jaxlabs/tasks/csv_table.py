@@ -69,7 +69,7 @@ class CsvTask(Task):
         static_option("threshold", float, 1e-4, "ReduceLROnPlateau relative threshold", low=0),
         static_option("cooldown", int, 0, "ReduceLROnPlateau cooldown in epochs", low=0),
         static_option("initializer", str, "pytorch", "weight initialisation", choices=tuple(INIT_SCHEMES)),
-        traced_option("lr", 0.001, "learning rate (Adam's default)", low=0, low_open=True),
+        traced_option("lr", 0.001, "learning rate (Adam's default)", low=0, low_open=True, log=True),
         traced_option("momentum", 0.0, "SGD momentum (adam ignores it)", low=0, high=1, high_open=True),
     )
     lr_grid = (0.0003, 0.001, 0.003)

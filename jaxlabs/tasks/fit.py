@@ -61,7 +61,7 @@ FIT_OPTIONS = (
                   none_ok=True, check=parse_target),
     static_option("x_range", str, None, "LOW,HIGH of x, e.g. -3,3 (default: the lab's)", none_ok=True,
                   check=parse_range),
-    traced_option("lr", 0.01, "learning rate", low=0, low_open=True),
+    traced_option("lr", 0.01, "learning rate", low=0, low_open=True, log=True),
     traced_option("tolerance", 1e-4, "a member converges when its train MSE is at or below this (0: never "
                   "stops early)", low=0),
 )

@@ -114,10 +114,10 @@ class ImageFolderTask(ClassifierTask):
         static_option("batch_size", int, 64, "mini-batch size", low=1),
         static_option("epochs", int, 10, "epochs", low=1),
         static_option("data_seed", int, DATA_SEED, "seed of the validation and test splits", low=0),
-        traced_option("lr", 0.001, "learning rate (Adam's default)", low=0, low_open=True),
+        traced_option("lr", 0.001, "learning rate (Adam's default)", low=0, low_open=True, log=True),
         traced_option("momentum", 0.0, "SGD momentum (adam ignores it)", low=0, high=1, high_open=True),
         traced_option("weight_decay", 0.0, "coupled L2 weight decay, as PyTorch's optimizers", low=0, high=1,
-                      high_open=True),
+                      high_open=True, log=True),
     )
     lr_grid = (0.0003, 0.001, 0.003)
 

@@ -121,7 +121,7 @@ class ScratchTask(Task):
                       "usual places)", none_ok=True),
         static_option("dataset", str, "mnist", "or fashion_mnist (Lab E's hand-written MLP vs the library's)",
                       choices=DATASETS),
-        traced_option("lr", 0.01, "learning rate (the report's)", low=0, low_open=True),
+        traced_option("lr", 0.01, "learning rate (the report's)", low=0, low_open=True, log=True),
         traced_option("momentum", 0.9, "MomentGD's mu (unused by sgd)", low=0, high=1, high_open=True),
         traced_option("l2", 0.0, "coupled L2 on the weight matrices (the report's SGD scripts: 1e-4)",
                       low=0, high=1, high_open=True),
