@@ -75,7 +75,7 @@ def build_parser(task) -> ArgumentParser:
     return p
 
 
-def _flags_of_other_tasks(task, argv: list[str]) -> None:
+def _flags_of_other_tasks(task, argv: list[str], prog: str = PROG) -> None:
     """A flag that another task declares is a one-line error naming this task and its options."""
     own = {o.flag for o in task.options} | {"--no-" + o.flag[2:] for o in task.options if o.type is bool}
     others = {}
@@ -88,7 +88,7 @@ def _flags_of_other_tasks(task, argv: list[str]) -> None:
         flag = arg.split("=", 1)[0]
         if flag.startswith("--") and flag not in own and flag in others:
             names = ", ".join(o.flag for o in task.options if o.name != "lr")
-            fail(PROG, f"argument {flag}: task {task.name} has no option {flag} (it is {others[flag]}'s); "
+            fail(prog, f"argument {flag}: task {task.name} has no option {flag} (it is {others[flag]}'s); "
                        f"{task.name}'s options: {names}")
 
 

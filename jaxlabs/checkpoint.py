@@ -184,13 +184,21 @@ class StudyCheckpoint:
             self._step = steps[-1] + 1
         if step is not None:
             position = self._restore(step, position=True)["position"]
-            if position["group"] == len(done):  # else stale: its group finished after it was written
+            line = self._resumes(position, done)
+            if line is not None:
                 self.position, self.resume_step = position, step
-                waves = f", wave {position['wave'] + 1}/{len(position['waves'])}" if len(position["waves"]) > 1 else ""
-                return f"{note}resuming {self.label} [{position['settings']}] from epoch {position['start']}{waves}"
+                return note + line
         if done:
             return f"{note}resuming {self.label} after {len(done)} finished group{'s' * (len(done) != 1)}"
         return note.rstrip("\n") or None
+
+    def _resumes(self, position: dict, done: list[int]) -> Optional[str]:
+        """The line that says where the saved ``position`` resumes; None when it is stale (its
+        group finished after it was written)."""
+        if position["group"] != len(done):
+            return None
+        waves = f", wave {position['wave'] + 1}/{len(position['waves'])}" if len(position["waves"]) > 1 else ""
+        return f"resuming {self.label} [{position['settings']}] from epoch {position['start']}" + waves
 
     def _readable(self, steps: list[int]) -> tuple[Optional[int], str]:
         """The newest wave checkpoint that reads back whole (every array), and a note when a newer
@@ -376,3 +384,35 @@ class GroupCheckpoint:
                     "decision": decision.to_json()}
         self.study.save_wave(position, ws, {str(w): {"curves": c, "final": f}
                                             for w, (c, f) in enumerate(zip(curves, finals))})
+
+
+class SearchCheckpoint(StudyCheckpoint):
+    """A search's checkpoint (:func:`jaxlabs.search.run.run_search`): every static configuration's
+    population (its WaveState and numbers) and the search's record (decisions, lineage, who is
+    still in the race), saved together between chunks, in the study checkpoint's folder, with its
+    config check, damaged-checkpoint fallback and finish."""
+
+    def _resumes(self, position: dict, done: list[int]) -> Optional[str]:
+        return f"resuming {self.label} from epoch {position['start']}"
+
+    def restore(self, pops) -> dict:
+        """Put the saved populations into ``pops`` (fresh ones, as the search builds them); the record."""
+        layouts = self.position["layouts"]
+        shaped = {"groups": {str(g): template(p.ws, layouts[g], p.placement) for g, p in enumerate(pops)},
+                  "hp": {str(g): p.hp for g, p in enumerate(pops)}}
+        saved = self._restore(self.resume_step, wave=shaped)["wave"]
+        for g, p in enumerate(pops):
+            ws = saved["groups"][str(g)]
+            p.ws = dataclasses.replace(ws, epoch=int(ws.epoch), order=np.asarray(ws.order),
+                                       status=np.asarray(ws.status))
+            p.hp = {k: np.asarray(v, np.float32) for k, v in saved["hp"][str(g)].items()}
+            p._hp_on_device = None
+        return self.position["record"]
+
+    def save(self, pops, record: dict, epoch: int) -> None:
+        """The populations and ``record`` after ``epoch`` epochs, if a checkpoint is due."""
+        if not self.due():
+            return
+        position = {"group": 0, "start": int(epoch), "layouts": [p.ws.layout for p in pops], "record": record}
+        self.save_wave(position, {"groups": {str(g): p.ws for g, p in enumerate(pops)},
+                                  "hp": {str(g): p.hp for g, p in enumerate(pops)}}, {})

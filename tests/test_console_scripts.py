@@ -1,4 +1,4 @@
-"""The console scripts of pyproject.toml (``jaxlabs-sweep``, ``jaxlabs-reproduce``): each names a
+"""The console scripts of pyproject.toml (``jaxlabs-sweep``, ``jaxlabs-reproduce``, ``jaxlabs-search``): each names a
 main that exists, answers --help, and passes its exit code on (2 for bad input). The installed
 script is run where ``pip install -e .`` put it on PATH; otherwise the wrapper setuptools writes,
 ``sys.exit(main())``, is run as ``python -c``."""
@@ -14,7 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 WANTED = {"jaxlabs-sweep": ("experiments.lr_sweep", "python -m experiments.lr_sweep"),
-          "jaxlabs-reproduce": ("experiments.reproduce", "python -m experiments.reproduce")}
+          "jaxlabs-reproduce": ("experiments.reproduce", "python -m experiments.reproduce"),
+          "jaxlabs-search": ("experiments.search", "python -m experiments.search")}
 
 
 def command(name: str) -> list[str]:
@@ -25,7 +26,7 @@ def command(name: str) -> list[str]:
     return [sys.executable, "-c", f"import sys; from {module} import {function}; sys.exit({function}())"]
 
 
-def test_the_two_commands_are_declared():
+def test_the_commands_are_declared():
     assert {k: v.split(":")[0] for k, v in SCRIPTS.items()} == {k: m for k, (m, _) in WANTED.items()}
 
 

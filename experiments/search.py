@@ -1,0 +1,235 @@
+"""Search a task's options for the best setting, inside one compiled program per static configuration.
+
+    python -m experiments.search                                   # Lab A: lr 1e-4..0.1, 27 members, halving
+    python -m experiments.search --task boston --lr 1e-3..0.3 --weight-decay 1e-5..1e-2 --members 81
+    python -m experiments.search --task fashion-mlp --lr 0.01..1 --hidden 256,512 --method pbt --epochs 10
+    python -m experiments.search --task boston --help              # Boston's options
+
+Every option of the task is a flag that takes one value, a list ``A,B,C``, or, for a traced
+number, a range ``LOW..HIGH`` (log-uniform for options declared log-scale: learning rates, weight
+decay; uniform otherwise). ``--members`` points are sampled quasi-randomly (scrambled Halton) from
+``--seed``; each member trains from its own seed. ``--method halving`` ranks every member on the
+task's validation metric at rungs ``--min-epochs x eta^k`` and prunes all but the best 1/eta, which
+leave the program; ``--method pbt`` lets the worst copy the best every ``--pbt-every`` epochs and
+perturb their numbers. Writes report.md/.html, results.json/.csv, curves.npz and figures to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from experiments.lr_sweep import _flags_of_other_tasks, _join_negative_values
+from jaxlabs.cli import (ArgumentParser, _checked, add_durability_flags, add_engine_flags, durable, engine_error,
+                         engine_options, fail, int_at_least, interrupted, is_writer, output_lock, start_processes)
+from jaxlabs.tasks import TASKS, get_task
+
+PROG = "python -m experiments.search"
+DEFAULT_TASK = "fit-log2cos"
+# what the search tries when a flag leaves it out: the learning rate over three decades
+DEFAULT_RANGES = {"lr": "1e-4..1e-1"}
+SEARCH_FLAGS = {"method": "--method", "eta": "--eta", "min_epochs": "--min-epochs", "rungs": "--rungs",
+                "pbt_every": "--pbt-every", "quantile": "--quantile", "resample": "--resample",
+                "members": "--members", "task": "--task"}
+
+
+def _fraction(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+
+
+def build_parser(task) -> ArgumentParser:
+    p = ArgumentParser(
+        prog=PROG, description="Search a task's options for the best setting: a sampled population trained as one "
+        "compiled program per static configuration, with successive halving or population-based training deciding "
+        "between chunks of epochs. Writes report.md, report.html, results.json, results.csv, curves.npz and figures.",
+        epilog=f"tasks: {', '.join(sorted(TASKS))}. `{PROG} --task NAME --help` lists that task's options.")
+    p.add_argument("--task", default=DEFAULT_TASK, choices=sorted(TASKS), help="which lab (default: %(default)s)")
+    p.add_argument("--method", default="halving", choices=("halving", "pbt"),
+                   help="halving: successive halving; pbt: population-based training (default: %(default)s)")
+    p.add_argument("--members", type=int_at_least(1), default=27, help="population size (default: %(default)s)")
+    p.add_argument("--seed", type=int_at_least(0), default=0,
+                   help="seed of the sampled points and of the members' own seeds (default: %(default)s)")
+    h = p.add_argument_group("successive halving")
+    h.add_argument("--eta", type=int_at_least(2), default=3, help="each rung keeps the best 1/eta (default: 3)")
+    h.add_argument("--min-epochs", dest="min_epochs", type=int_at_least(1), default=None,
+                   help="epochs before the first rung (default: the budget / eta^k, k rungs leaving one member)")
+    h.add_argument("--rungs", type=int_at_least(1), default=None,
+                   help="how many rungs (default: every min-epochs x eta^k below the budget)")
+    b = p.add_argument_group("population-based training")
+    b.add_argument("--pbt-every", dest="pbt_every", type=int_at_least(1), default=None,
+                   help="epochs between exploit steps (default: a tenth of the budget)")
+    b.add_argument("--quantile", type=_checked(_fraction, "number"), default=0.25,
+                   help="the bottom quantile copies the top quantile, in (0, 0.5] (default: %(default)s)")
+    b.add_argument("--resample", type=_checked(_fraction, "number"), default=0.25,
+                   help="probability that a copied number is drawn afresh instead of x0.8 / x1.25 "
+                        "(default: %(default)s)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<task>-search-<method>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_engine_flags(p)
+    p.set_defaults(plan="vmap")
+    add_durability_flags(p)
+    g = p.add_argument_group(f"options of {task.name} ({task.description}): a value, a list A,B,C, or for a "
+                             "traced number a range LOW..HIGH")
+    for o in task.options:
+        kind = "traced: a range LOW..HIGH" + (" (log-uniform)" if o.log else " (uniform)") + ", a list or a value" \
+            if o.traced and o.type in (int, float) else "static: a list (one program each) or a value"
+        default = DEFAULT_RANGES.get(o.name, o.default)
+        g.add_argument(o.flag, dest=o.name, default=None, metavar="VALUES",
+                       help=f"{o.help}; {o.range_text()}; {kind} (default: {default})".replace("%", "%%"))
+    return p
+
+
+def parse_args(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task", default=DEFAULT_TASK)
+    name = pre.parse_known_args(argv)[0].task
+    if name not in TASKS:
+        fail(PROG, f"argument --task: invalid choice: {name!r} (choose from {', '.join(sorted(TASKS))})")
+    task = get_task(name)
+    argv = _join_negative_values(task, argv)
+    if not any(a in ("-h", "--help") for a in argv):
+        _flags_of_other_tasks(task, argv, PROG)
+    return task, build_parser(task).parse_args(argv)
+
+
+def space_from(task, args):
+    """The search space from the task flags (with the defaults a search needs); a one-line error
+    naming the flag for anything it cannot take."""
+    from jaxlabs.options import OptionError
+    from jaxlabs.search import parse_dimension, search_space
+
+    given, notes = {}, []
+    for o in task.options:
+        text = getattr(args, o.name)
+        if text is None and o.name in DEFAULT_RANGES:
+            text = DEFAULT_RANGES[o.name]
+        if text is None and o.name in getattr(task, "search_defaults", {}):
+            text = str(task.search_defaults[o.name])
+            notes.append(f"{o.name}={text} (a search ranks on a validation split)")
+        if text is None:
+            continue
+        try:
+            given[o.name] = parse_dimension(o, text)
+        except OptionError as e:
+            fail(PROG, f"argument {o.flag}: {e}")
+    if "epochs" in given and len(given["epochs"].values) > 1:
+        fail(PROG, "argument --epochs: a search has one budget; give one value (the rungs divide it)")
+    return search_space(task.options, given), notes
+
+
+def main(argv=None) -> int:
+    task, args = parse_args(argv)
+    start_processes(PROG, args)
+    from jaxlabs.results import check_writable
+    from jaxlabs.search import SearchError, SearchOptions, population
+
+    space, notes = space_from(task, args)
+    epochs_dim = next((d for d in space if d.name == "epochs"), None)
+    options = SearchOptions(args.method, args.eta, args.min_epochs, args.rungs, args.pbt_every, args.quantile,
+                            args.resample)
+    try:
+        if epochs_dim is not None:
+            options = options.check(int(epochs_dim.values[0]), args.members)
+        engine = engine_options(PROG, args)
+        members = population(task, space, args.members, args.seed)
+    except SearchError as e:
+        fail(PROG, f"argument {SEARCH_FLAGS.get(e.option, '--' + e.option.replace('_', '-'))}: {e}")
+    except ValueError as e:
+        fail(PROG, str(e))
+    out = args.out or f"runs/{task.name}-search-{args.method}"
+    created = not Path(out).exists()
+    try:
+        out = check_writable(out) if is_writer() else Path(out)
+    except OSError as e:
+        fail(PROG, f"argument --out: cannot write to {out!r} ({e.strerror or e}); choose a writable folder")
+    try:
+        return _run(task, args, argv, space, notes, options, engine, members, out)
+    except SystemExit:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a search refused before anything was written leaves no folder behind
+        raise
+
+
+def _run(task, args, argv, space, notes, options, engine, members, out: Path) -> int:
+    import jax
+
+    from jaxlabs import checkpoint as ckpt
+    from jaxlabs.reproduce import _publish
+    from jaxlabs.search import SearchError, run_search
+    from jaxlabs.search.report import summary, write_results
+    from jaxlabs.search.run import cost_line
+
+    command = " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    searched = [d for d in space if d.varies]
+    label = f"{task.name} {args.method} search"
+    with output_lock(PROG, out):
+        if args.fresh:
+            ckpt.remove(out / ckpt.CHECKPOINT_DIR)
+        checkpoint = None
+        if args.checkpoint_every > 0 and jax.process_count() == 1:
+            config = {"task": task.name, "options": dataclasses.asdict(options), "members": args.members,
+                      "seed": args.seed, "space": [d.to_json() for d in space],
+                      "engine": {**dataclasses.asdict(engine), "plan": str(engine.plan)}, "code": ckpt.code_version()}
+            checkpoint = ckpt.SearchCheckpoint(out / ckpt.CHECKPOINT_DIR, config, args.checkpoint_every, label)
+            try:
+                note = checkpoint.open()
+            except ValueError as e:
+                fail(PROG, str(e))
+            if note:
+                print(note)
+            if checkpoint.finished:
+                return 0
+        print(f"{task.description}\n{args.members} members from "
+              f"{'; '.join(f'{d.name} {d.text()}' for d in searched) or 'one point'}; {args.method}"
+              + (f"; {', '.join(notes)}" if notes else ""))
+        t0 = time.perf_counter()
+        try:
+            with durable(args):
+                result = run_search(task, members, space, options, engine=engine, checkpoint=checkpoint,
+                                    progress=not args.no_progress, name=label)
+        except KeyboardInterrupt as e:
+            return interrupted(PROG, e)
+        except SearchError as e:
+            fail(PROG, f"argument {SEARCH_FLAGS.get(e.option, '--' + e.option.replace('_', '-'))}: {e}")
+        except MemoryError as e:
+            engine_error(PROG, e)
+        except (ValueError, FileNotFoundError) as e:
+            fail(PROG, str(e))
+        finally:
+            if checkpoint is not None:
+                checkpoint.close()
+        if not is_writer():
+            print(f"process {jax.process_index()}: trained its share of the members; process 0 wrote {out}")
+            return 0
+        staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=out))
+        try:
+            figures = write_results(result, task, staging, command)
+        except OSError as e:
+            shutil.rmtree(staging, ignore_errors=True)
+            fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
+        _publish(staging, out)
+        if checkpoint is not None:
+            checkpoint.finish()
+            ckpt.clear(out)
+        best = summary(result, task.primary_metric)
+        setting = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["setting"].items())
+        fmt = lambda v: "NaN" if v is None else f"{v:.4g}"  # noqa: E731
+        print(f"\nbest: member {best['member']}: {setting}: {result.metric} {fmt(best[result.metric])}, "
+              f"{task.primary_metric} {fmt(best[task.primary_metric])}")
+        print(f"cost: {cost_line(result)}")
+        print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, report.html, results.json, "
+              f"results.csv, curves.npz, {', '.join(figures)}")
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
