@@ -9,6 +9,7 @@
     python -m experiments.benchmark conv             # the conv labs against the report-style PyTorch loop
     python -m experiments.benchmark devices-overhead # the default sweep on 4 simulated devices against 1
     python -m experiments.benchmark slices           # a classifier's epoch in pieces: their cost, how often the bar moves
+    python -m experiments.benchmark search           # halving and PBT against the exhaustive grid
     python -m experiments.benchmark device           # the accelerator suite (experiments.device_suite)
 
 The modules are in ``experiments/bench/``; figures are in BENCHMARKS.md with their commands.
@@ -25,7 +26,7 @@ PROG = "python -m experiments.benchmark"
 COMMANDS = {  # sub-command -> module of experiments.bench
     "lab-a": "lab_a", "plans": "plans", "compaction": "compaction", "chunk-spread": "chunk_spread",
     "sweep-default": "sweep_default", "auto": "auto", "conv": "conv", "devices-overhead": "devices_overhead",
-    "slices": "slices",
+    "slices": "slices", "search": "search",
 }
 DEVICE_SUITE = "experiments.device_suite"  # the accelerator suite, its own module and flags
 

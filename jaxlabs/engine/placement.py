@@ -106,11 +106,22 @@ class Placement:
         idx = self.shared(np.asarray(idx, np.int32))
         return self._program("put_back", _put_back, tree, idx, sub)(tree, idx, sub)
 
+    def set_where(self, x, mask: np.ndarray, value):
+        """The member array ``x`` with ``value`` where ``mask`` (a member mask) holds: compiled once
+        per program size, whichever members are set."""
+        mask = self.members(np.asarray(mask, bool))
+        value = self.shared(np.asarray(value, x.dtype))
+        return self._program("where", _where, x, mask, value)(x, mask, value)
+
     def copy(self, tree, to: np.ndarray, frm: np.ndarray):
         """``tree`` with the members ``to`` replaced by copies of the members ``frm`` (in one program:
         any number of them, whatever the device count)."""
         to, frm = self.shared(np.asarray(to, np.int32)), self.shared(np.asarray(frm, np.int32))
         return self._program("copy", _copy, tree, to, frm)(tree, to, frm)
+
+
+def _where(x, mask, value):
+    return jax.numpy.where(mask, value, x)
 
 
 def _copy(tree, to, frm):

@@ -129,10 +129,11 @@ def stopped(ws: WaveState, members: np.ndarray, status: int, placement: Placemen
     at = {int(a): i for i, a in enumerate(ws.active)}
     if any(int(m) not in at or ws.status[m] != RUNNING for m in members):
         raise ValueError("only running members of the running program can be stopped")
-    pos = np.asarray([at[int(m)] for m in members], int)
+    mask = np.zeros(len(at), bool)
+    mask[[at[int(m)] for m in members]] = True
     state = ws.state
-    status_now = placement.put_back(state.status, pos, placement.shared(np.full(len(pos), status, np.int32)))
-    stop_now = placement.put_back(state.stop_epoch, pos, placement.shared(np.full(len(pos), ws.epoch, np.int32)))
+    status_now = placement.set_where(state.status, mask, status)
+    stop_now = placement.set_where(state.stop_epoch, mask, ws.epoch)
     every = np.array(ws.status)
     every[members] = status
     return dataclasses.replace(ws, state=state._replace(status=status_now, stop_epoch=stop_now), status=every)
