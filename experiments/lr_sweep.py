@@ -12,7 +12,6 @@ options; options left out take the task's defaults; a flag of another task is an
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import sys
 import time
@@ -20,7 +19,8 @@ from pathlib import Path
 
 from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, add_tensorboard_flag, durable,
                          engine_error, engine_options, fail, output_lock, int_at_least, interrupted, is_writer,
-                         plan_line, positive_float_list, start_processes)
+                         join_negative_values, plan_line, positive_float_list, reject_other_task_flags,
+                         start_processes)
 from jaxlabs.options import OptionError
 from jaxlabs.tasks import TASKS, get_task
 
@@ -75,37 +75,6 @@ def build_parser(task) -> ArgumentParser:
     return p
 
 
-def _flags_of_other_tasks(task, argv: list[str], prog: str = PROG) -> None:
-    """A flag that another task declares is a one-line error naming this task and its options."""
-    own = {o.flag for o in task.options} | {"--no-" + o.flag[2:] for o in task.options if o.type is bool}
-    others = {}
-    for name, cls in TASKS.items():
-        for o in cls.options:
-            others.setdefault(o.flag, name)
-            if o.type is bool:
-                others.setdefault("--no-" + o.flag[2:], name)
-    for arg in argv:
-        flag = arg.split("=", 1)[0]
-        if flag.startswith("--") and flag not in own and flag in others:
-            names = ", ".join(o.flag for o in task.options if o.name != "lr")
-            fail(prog, f"argument {flag}: task {task.name} has no option {flag} (it is {others[flag]}'s); "
-                       f"{task.name}'s options: {names}")
-
-
-def _join_negative_values(task, argv: list[str]) -> list[str]:
-    """``--x-range -3,3``: argparse would take ``-3,3`` for a flag; bind such a value to its flag."""
-    takes_value = {o.flag for o in task.options if o.type is not bool}
-    out, i = [], 0
-    while i < len(argv):
-        if argv[i] in takes_value and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
-            out.append(f"{argv[i]}={argv[i + 1]}")
-            i += 2
-        else:
-            out.append(argv[i])
-            i += 1
-    return out
-
-
 def parse_args(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
@@ -114,9 +83,9 @@ def parse_args(argv=None):
     if name not in TASKS:
         fail(PROG, f"argument --task: invalid choice: {name!r} (choose from {', '.join(sorted(TASKS))})")
     task = get_task(name)
-    argv = _join_negative_values(task, argv)
+    argv = join_negative_values(task, argv)
     if not any(a in ("-h", "--help") for a in argv):
-        _flags_of_other_tasks(task, argv)
+        reject_other_task_flags(PROG, task, argv)
     return task, build_parser(task).parse_args(argv)
 
 

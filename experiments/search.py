@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from experiments.lr_sweep import _flags_of_other_tasks, _join_negative_values
-from jaxlabs.cli import (ArgumentParser, _checked, add_durability_flags, add_engine_flags, durable, engine_error,
-                         engine_options, fail, int_at_least, interrupted, is_writer, output_lock, start_processes)
+from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, checked, durable, engine_error,
+                         engine_options, fail, int_at_least, interrupted, is_writer, join_negative_values,
+                         output_lock, reject_other_task_flags, start_processes)
 from jaxlabs.tasks import TASKS, get_task
 
 PROG = "python -m experiments.search"
@@ -66,9 +66,9 @@ def build_parser(task) -> ArgumentParser:
     b = p.add_argument_group("population-based training")
     b.add_argument("--pbt-every", dest="pbt_every", type=int_at_least(1), default=None,
                    help="epochs between exploit steps (default: a tenth of the budget)")
-    b.add_argument("--quantile", type=_checked(_fraction, "number"), default=0.25,
+    b.add_argument("--quantile", type=checked(_fraction, "number"), default=0.25,
                    help="the bottom quantile copies the top quantile, in (0, 0.5] (default: %(default)s)")
-    b.add_argument("--resample", type=_checked(_fraction, "number"), default=0.25,
+    b.add_argument("--resample", type=checked(_fraction, "number"), default=0.25,
                    help="probability that a copied number is drawn afresh instead of x0.8 / x1.25 "
                         "(default: %(default)s)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>-search-<method>)")
@@ -95,9 +95,9 @@ def parse_args(argv=None):
     if name not in TASKS:
         fail(PROG, f"argument --task: invalid choice: {name!r} (choose from {', '.join(sorted(TASKS))})")
     task = get_task(name)
-    argv = _join_negative_values(task, argv)
+    argv = join_negative_values(task, argv)
     if not any(a in ("-h", "--help") for a in argv):
-        _flags_of_other_tasks(task, argv, PROG)
+        reject_other_task_flags(PROG, task, argv)
     return task, build_parser(task).parse_args(argv)
 
 
@@ -163,7 +163,7 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
     import jax
 
     from jaxlabs import checkpoint as ckpt
-    from jaxlabs.reproduce import _publish
+    from jaxlabs.reproduce import publish
     from jaxlabs.search import SearchError, run_search
     from jaxlabs.search.report import summary, write_results
     from jaxlabs.search.run import cost_line
@@ -216,7 +216,7 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
         except OSError as e:
             shutil.rmtree(staging, ignore_errors=True)
             fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
-        _publish(staging, out)
+        publish(staging, out)
         if checkpoint is not None:
             checkpoint.finish()
             ckpt.clear(out)

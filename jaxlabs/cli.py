@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 
 
@@ -56,7 +57,7 @@ def int_at_least(low: int):
     return parse
 
 
-def _checked(parse, name: str):
+def checked(parse, name: str):
     """An argparse type from a parser that raises ValueError (its message: argparse's one line)."""
 
     def check(text: str):
@@ -69,26 +70,59 @@ def _checked(parse, name: str):
     return check
 
 
+def reject_other_task_flags(prog: str, task, argv: list[str]) -> None:
+    """A flag that another task declares is a one-line error naming this task and its options."""
+    from jaxlabs.tasks import TASKS
+
+    own = {o.flag for o in task.options} | {"--no-" + o.flag[2:] for o in task.options if o.type is bool}
+    others = {}
+    for name, cls in TASKS.items():
+        for o in cls.options:
+            others.setdefault(o.flag, name)
+            if o.type is bool:
+                others.setdefault("--no-" + o.flag[2:], name)
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag.startswith("--") and flag not in own and flag in others:
+            names = ", ".join(o.flag for o in task.options if o.name != "lr")
+            fail(prog, f"argument {flag}: task {task.name} has no option {flag} (it is {others[flag]}'s); "
+                       f"{task.name}'s options: {names}")
+
+
+def join_negative_values(task, argv: list[str]) -> list[str]:
+    """``--x-range -3,3``: argparse would take ``-3,3`` for a flag; bind such a value to its flag."""
+    takes_value = {o.flag for o in task.options if o.type is not bool}
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in takes_value and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
     """How the engine runs each group: the flags both commands share."""
     from jaxlabs.engine.memory import MEMORY_FORMS, parse_memory
     from jaxlabs.engine.plans import PLAN_FORMS, PRECISIONS, parse_plan, parse_precision
 
     g = p.add_argument_group("engine")
-    g.add_argument("--plan", type=_checked(lambda t: (t, parse_plan(t))[0], "plan"), default="auto",
+    g.add_argument("--plan", type=checked(lambda t: (t, parse_plan(t))[0], "plan"), default="auto",
                    help=f"how a group's members share the device: {PLAN_FORMS}. auto times the candidates "
                         "on a short probe when the group is long enough and caches the choice (default: auto)")
-    g.add_argument("--memory-limit", dest="memory_limit", type=_checked(parse_memory, "memory"), default=None,
+    g.add_argument("--memory-limit", dest="memory_limit", type=checked(parse_memory, "memory"), default=None,
                    help=f"memory one program may use ({MEMORY_FORMS}); a larger group runs in waves "
                         "(default: the device's free memory)")
-    g.add_argument("--precision", type=_checked(parse_precision, "precision"), default="fp32",
+    g.add_argument("--precision", type=checked(parse_precision, "precision"), default="fp32",
                    help=f"matmul and convolution precision: {', '.join(PRECISIONS)}; parameters and optimizer "
                         "state stay float32 (default: fp32)")
     g.add_argument("--compaction", action=argparse.BooleanOptionalAction, default=True,
                    help="stopped members stop costing: hybrid moves them into blocks it skips, vmap repacks the "
                         "running ones into a smaller program once half have stopped (map skips them anyway) "
                         "(default: on)")
-    g.add_argument("--devices", type=_checked(_parse_devices, "devices"), default=None,
+    g.add_argument("--devices", type=checked(_parse_devices, "devices"), default=None,
                    help="split each group's members over this many devices, or all (default: all: every "
                         "device of every process)")
     g.add_argument("--slice-steps", dest="slice_steps", type=int_at_least(0), default=16, metavar="STEPS",
@@ -96,7 +130,7 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
                         "shared by the members on a device, so the bar moves within a long epoch (the same numbers "
                         "as whole epochs); 0: whole epochs (default: 16)")
     h = p.add_argument_group("several hosts (jax.distributed; every process runs the same command)")
-    h.add_argument("--coordinator", type=_checked(_parse_address, "address"), default=None,
+    h.add_argument("--coordinator", type=checked(_parse_address, "address"), default=None,
                    help="HOST:PORT of process 0, which every process connects to")
     h.add_argument("--num-processes", dest="num_processes", type=int_at_least(1), default=None,
                    help="how many processes take part")
@@ -111,7 +145,7 @@ def add_durability_flags(p: argparse.ArgumentParser) -> None:
     from jaxlabs.checkpoint import EVERY_FORMS, parse_every
 
     g = p.add_argument_group("checkpoints (run the same command again to resume)")
-    g.add_argument("--checkpoint-every", dest="checkpoint_every", type=_checked(parse_every, "time"),
+    g.add_argument("--checkpoint-every", dest="checkpoint_every", type=checked(parse_every, "time"),
                    default=parse_every("5m"), metavar="TIME",
                    help=f"checkpoint the training in OUT/.checkpoint this often ({EVERY_FORMS}; default: 5m)")
     g.add_argument("--fresh", action="store_true",

@@ -183,16 +183,16 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
         shutil.rmtree(staging, ignore_errors=True)
         raise
     except BaseException:
-        _publish(staging, out)
+        publish(staging, out)
         raise
-    _publish(staging, out)
+    publish(staging, out)
     if checkpoint is not None:
         checkpoint.finish()
     return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
             "quick": quick, "lines": lines, "table": table, "figures": figures, "timing": timing}
 
 
-def _publish(staging: Path, out: Path) -> None:
+def publish(staging: Path, out: Path) -> None:
     """Move every file written in ``staging`` into ``out`` (renames: no disk space needed)."""
     for f in sorted(staging.iterdir()):
         os.replace(f, out / f.name)

@@ -92,7 +92,8 @@ class BostonTask(Task):
         model = MLP(width=static["width"], depth=static["depth"], out=1, activation=static["activation"],
                     initializer=static["initializer"])
         data = {k: jnp.asarray(v) for k, v in boston_splits(static["data_seed"]).items()}
-        sgd = lambda hp: torch_sgd(hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"])  # noqa: E731
+        # numbers without a weight decay (an earlier caller's) train as before: none, not even a zero term
+        sgd = lambda hp: torch_sgd(hp["lr"], momentum=hp["momentum"], weight_decay=hp.get("weight_decay", 0.0))  # noqa: E731
         spec = TableSpec(model, sgd,
                          batch_size=static["batch_size"], epochs=static["epochs"], scheduler=plateau_scheduler(static))
         return make_table_trainer(spec, data), data
