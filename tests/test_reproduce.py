@@ -30,10 +30,16 @@ def tiny_idx(tmp_path_factory):
     return str(folder)
 
 
+# what this test checks is the report: the engine runs each group vmapped, whole epochs, without
+# TensorBoard logs (auto, epochs in pieces and the logs have tests of their own)
+FAST = ["--plan", "vmap", "--slice-steps", "0", "--no-tensorboard"]
+
+
 @pytest.mark.parametrize("study", ALL, ids=lambda s: s.key)
 def test_quick_study_writes_a_report_with_the_original_numbers(study, tmp_path, tiny_idx):
     data = ["--data-dir", tiny_idx] if study.dataset else []
-    assert reproduce.main([study.key, "--quick", "--seeds", "2", "--no-progress", "--out", str(tmp_path), *data]) == 0
+    assert reproduce.main([study.key, "--quick", "--seeds", "2", "--no-progress", "--out", str(tmp_path), *data,
+                           *FAST]) == 0
     out = tmp_path / study.key
     report = (out / "report.md").read_text()
     assert report.startswith(f"# {study.key}")

@@ -321,21 +321,20 @@ def test_a_search_killed_mid_run_resumes_to_the_same_results(tmp_path, method):
     _same_search(reference, out)
 
 
-@pytest.mark.parametrize("method", [["--method", "halving"], ["--method", "pbt", "--pbt-every", "10"]],
-                         ids=["halving", "pbt"])
-def test_decisions_are_the_same_on_one_device_and_on_four(tmp_path, method):
-    outs = []
-    for devices in (1, 4):
-        out = tmp_path / f"d{devices}"
-        env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4 "
-                                          + os.environ.get("XLA_FLAGS", "")}
-        p = subprocess.run([sys.executable, "-m", "experiments.search", *LAB_A, "--epochs", "60", "--members", "9",
-                            *method, "--plan", "map", "--devices", str(devices), "--checkpoint-every", "0",
-                            "--no-progress",
-                            "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
-        assert p.returncode == 0, p.stderr
-        outs.append(out)
-    _same_search(*outs)
+def test_decisions_are_the_same_on_one_device_and_on_four(tmp_path):
+    """Both methods, on one and on four of four simulated devices, in one process (XLA:CPU computes
+    otherwise under another forced device count: the same flag for all four runs)."""
+    methods = {"halving": ["--method", "halving"], "pbt": ["--method", "pbt", "--pbt-every", "10"]}
+    runs = [(name, devices) for name in methods for devices in (1, 4)]
+    script = "; ".join(["from experiments import search"] + [
+        f"assert search.main({[*LAB_A, '--epochs', '60', '--members', '9', *methods[name], '--plan', 'map', '--devices', str(devices), '--checkpoint-every', '0', '--no-progress', '--out', str(tmp_path / f'{name}-{devices}')]!r}) == 0"  # noqa: E501
+        for name, devices in runs])
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4 " + os.environ.get("XLA_FLAGS", "")}
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600,
+                       cwd=Path(__file__).resolve().parent.parent)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for name in methods:
+        _same_search(tmp_path / f"{name}-1", tmp_path / f"{name}-4")
 
 
 def test_two_processes_search_as_one_process_with_two_devices_and_process_0_writes(tmp_path):
