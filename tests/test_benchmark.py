@@ -43,6 +43,8 @@ def test_help_lists_every_sub_command():
     (["auto", "--rounds", "1", "--plans", "map,auto"], "argument --plans: auto chooses among plans and is not one itself; name vmap, map"),
     (["plans", "--workloads", "mlp"], "argument --workloads: 'mlp' is not a workload"),
     (["chunk-spread"], "the following arguments are required: rounds"),
+    (["search", "--labs", "lab-a,mnist"], "argument --labs: 'mnist' is not one of lab-a, boston, fashion"),
+    (["search", "--methods", "grid"], "argument --methods: 'grid' is not one of halving, pbt"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
@@ -146,3 +148,22 @@ def test_device_without_the_suite_is_one_line(monkeypatch, capsys):
         benchmark.main(["device"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and "experiments.device_suite is not in this checkout" in err
+
+
+def test_search_times_each_methods_decisions(tmp_path, capsys):
+    doc, out = run(tmp_path, capsys, "search", "--labs", "none", "--overhead", 12, "--overhead-epochs", 60)
+    assert [r["method"] for r in doc["overhead"]] == ["halving", "pbt"] and doc["labs"] == {}
+    for r in doc["overhead"]:
+        assert r["members"] == 12 and r["decisions"] > 0 and 0 < r["decide_s"] < r["wall_s"]
+    assert "ms a decision" in out
+
+
+def test_search_verdicts_use_the_projects_seed_test():
+    from experiments.bench.search import verdict
+
+    worse = verdict([0.5, 0.6, 0.7, 0.8, 0.9], [0.1, 0.2, 0.3, 0.35, 0.4], higher=False, claim="worse")
+    assert worse["outcome"] == "holds" and worse["p"] == pytest.approx(1 / 252)  # every search above every seed
+    better = verdict([0.9, 0.91, 0.92, 0.93, 0.94], [0.8, 0.81, 0.82, 0.83, 0.84], higher=True, claim="better")
+    assert better["outcome"] == "holds"
+    tied = verdict([0.1, 0.3, 0.5], [0.2, 0.4, 0.6], higher=False, claim="worse")
+    assert tied["outcome"] == "within the seeds' noise"

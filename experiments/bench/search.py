@@ -18,6 +18,7 @@ stratified subset of the training images, so that it fits a CPU), else on synthe
 """
 from __future__ import annotations
 
+import argparse
 import time
 import warnings
 
@@ -44,10 +45,25 @@ LABS = {
 }
 
 
+def _names(allowed, none_ok: bool = False):
+    def parse(text: str) -> list[str]:
+        names = [t.strip() for t in text.split(",") if t.strip()]
+        if none_ok and names == ["none"]:
+            return []
+        bad = [n for n in names if n not in allowed] or ([] if names else [text])
+        if bad:
+            raise argparse.ArgumentTypeError(f"{bad[0]!r} is not one of {', '.join(allowed)}")
+        return names
+
+    parse.__name__ = "names"
+    return parse
+
+
 def add_arguments(p) -> None:
-    p.add_argument("--labs", default="lab-a,boston,fashion",
+    p.add_argument("--labs", type=_names(tuple(LABS), none_ok=True), default=list(LABS),
                    help="comma list of " + ", ".join(LABS) + " (none: only --overhead)")
-    p.add_argument("--methods", default="halving,pbt", help="comma list of halving, pbt")
+    p.add_argument("--methods", type=_names(("halving", "pbt")), default=["halving", "pbt"],
+                   help="comma list of halving, pbt")
     p.add_argument("--search-seeds", dest="search_seeds", type=int_at_least(2), default=5,
                    help="searches per method, each from its own seed (default: %(default)s)")
     p.add_argument("--grid-seeds", dest="grid_seeds", type=int_at_least(2), default=5,
@@ -55,8 +71,10 @@ def add_arguments(p) -> None:
     p.add_argument("--rungs", type=int_at_least(1), default=None,
                    help="halving's rungs, the first at the budget / 3^rungs (default: until one member is left)")
     p.add_argument("--data-dir", dest="data_dir", default=None, help="where the Fashion-MNIST files are")
-    p.add_argument("--overhead", type=int, default=0, metavar="MEMBERS",
+    p.add_argument("--overhead", type=int_at_least(0), default=0, metavar="MEMBERS",
                    help="also time the decisions of a search of this many members on Lab A (e.g. 1000)")
+    p.add_argument("--overhead-epochs", dest="overhead_epochs", type=int_at_least(10), default=2000,
+                   help="the budget of that search (default: %(default)s)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
 
 
@@ -139,7 +157,7 @@ def verdict(xs, ys, higher: bool, claim: str) -> dict:
     return {"claim": claim, "p": p, "p_opposite": p_opposite, "outcome": decide(p, p_opposite).value}
 
 
-def overhead(members: int, engine: EngineOptions) -> list[dict]:
+def overhead(members: int, engine: EngineOptions, epochs: int = 2000) -> list[dict]:
     """Each method's decisions on a search of ``members`` Lab A members (small, so that the
     decisions weigh as much as they can): their seconds against the whole run's."""
     task = get_task("fit-log2cos")
@@ -150,7 +168,7 @@ def overhead(members: int, engine: EngineOptions) -> list[dict]:
                                             "n": parse_dimension(opts["n"], "200"),
                                             "width": parse_dimension(opts["width"], "16"),
                                             "depth": parse_dimension(opts["depth"], "2"),
-                                            "epochs": parse_dimension(opts["epochs"], "2000")})
+                                            "epochs": parse_dimension(opts["epochs"], str(epochs))})
         t0 = time.perf_counter()
         r = run_search(task, population(task, space, members, 0), space, options, engine=engine, progress=False)
         wall = time.perf_counter() - t0
@@ -168,13 +186,8 @@ def run(args) -> int:
     # as the commands run (compaction on), but whole epochs (--slice-steps 0): a bar that moves within an epoch
     # costs each program size three more compiles, on both sides
     engine = EngineOptions(plan=VMAP, compaction=True, slice_steps=None)
-    labs = [x.strip() for x in args.labs.split(",") if x.strip()]
-    methods = [x.strip() for x in args.methods.split(",") if x.strip()]
-    unknown = [x for x in labs if x not in LABS and x != "none"] + [m for m in methods if m not in ("halving", "pbt")]
-    if unknown:
-        raise SystemExit(f"unknown lab or method {unknown[0]!r}; labs: {', '.join(LABS)}; methods: halving, pbt")
+    labs, methods = args.labs, args.methods
     doc = {"machine": machine(), "labs": {}}
-    labs = [] if args.labs.strip().lower() == "none" else labs
     print(f"search against the grid; {load()}")
     for name in labs:
         lab = LABS[name]
@@ -208,6 +221,6 @@ def run(args) -> int:
         doc["labs"][name] = entry
     if args.overhead:
         print(f"\ndecision overhead; {load()}")
-        doc["overhead"] = overhead(args.overhead, engine)
+        doc["overhead"] = overhead(args.overhead, engine, args.overhead_epochs)
     save(args.json, doc)
     return 0
