@@ -73,7 +73,8 @@ def build_parser(task) -> ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>-search-<method>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_engine_flags(p)
+    add_engine_flags(p, plan_help="how a program's members share the device: vmap, map or hybrid:K (auto's probe "
+                                  "assumes a population that does not change; here it means vmap) (default: vmap)")
     p.set_defaults(plan="vmap")
     add_durability_flags(p)
     g = p.add_argument_group(f"options of {task.name} ({task.description}): a value, a list A,B,C, or for a "

@@ -103,15 +103,16 @@ def join_negative_values(task, argv: list[str]) -> list[str]:
     return out
 
 
-def add_engine_flags(p: argparse.ArgumentParser) -> None:
-    """How the engine runs each group: the flags both commands share."""
+def add_engine_flags(p: argparse.ArgumentParser, plan_help: str = "") -> None:
+    """How the engine runs each group: the flags the commands share. ``plan_help``: a command whose
+    --plan means something else (a search: a fixed plan, default vmap) says so here."""
     from jaxlabs.engine.memory import MEMORY_FORMS, parse_memory
     from jaxlabs.engine.plans import PLAN_FORMS, PRECISIONS, parse_plan, parse_precision
 
     g = p.add_argument_group("engine")
     g.add_argument("--plan", type=checked(lambda t: (t, parse_plan(t))[0], "plan"), default="auto",
-                   help=f"how a group's members share the device: {PLAN_FORMS}. auto times the candidates "
-                        "on a short probe when the group is long enough and caches the choice (default: auto)")
+                   help=plan_help or f"how a group's members share the device: {PLAN_FORMS}. auto times the "
+                   "candidates on a short probe when the group is long enough and caches the choice (default: auto)")
     g.add_argument("--memory-limit", dest="memory_limit", type=checked(parse_memory, "memory"), default=None,
                    help=f"memory one program may use ({MEMORY_FORMS}); a larger group runs in waves "
                         "(default: the device's free memory)")

@@ -356,3 +356,28 @@ def test_two_processes_search_as_one_process_with_two_devices_and_process_0_writ
                            env=two_devices, capture_output=True, text=True, timeout=600)
     assert alone.returncode == 0, alone.stderr[-2000:]
     _same_search(tmp_path / "p0", tmp_path / "alone")
+
+
+TINY = {"fit-log2cos": {"n": 60}, "fit-poly": {"n": 60}, "boston": {},
+        "mnist-cnn": {"synthetic": 40, "subset": 1.0, "depth": 1, "channels": 2, "hidden": 8},
+        "fashion-mlp": {"synthetic": 60, "hidden": 8},
+        "cifar-resnet20": {"synthetic": 24, "blocks": 1, "width": 4}}
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_every_task_gives_a_search_a_validation_metric_under_its_search_defaults(name):
+    """A search ranks on validation only: each task logs a validation metric as a search sets it up
+    (fashion-mlp and cifar-resnet20 hold out a validation split, which they do not by default)."""
+    import jax
+
+    from jaxlabs.search import validation_metric
+    from jaxlabs.tasks import get_task
+    from jaxlabs.train import init_member
+
+    task = get_task(name)
+    static = task.resolve_static(**TINY[name], **task.search_defaults)
+    trainer, data = task.build(static)
+    hp = {k: np.float32(v) for k, v in task.hparams().items()}
+    state = init_member(trainer, jax.random.key(0), hp, jax.tree.map(jnp.asarray, data))
+    metric, _ = validation_metric(task, list(state.last_logs))
+    assert metric.startswith("val_")

@@ -6,8 +6,10 @@ the training images, ``Normalize((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.20
 cross entropy, ``optim.SGD(lr, weight_decay=5e-4)`` (coupled L2, no momentum), lr 0.1 for 5
 epochs then 0.01 for 5. The report re-created the optimizer at the drop; with momentum 0 that is
 the same as this per-step schedule (with momentum > 0 the buffer is kept, as ``MultiStepLR``
-would). No validation split: the model after the last epoch is tested, and the test split is
-evaluated after every epoch for the train-vs-test curves the report drew.
+would). No validation split by default, as the script: the model after the last epoch is tested,
+and the test split is evaluated after every epoch for the train-vs-test curves the report drew.
+``val_split > 0`` holds that share of the training images out to keep the best epoch (a search
+sets 0.1: it ranks on validation, never on the test split).
 
 CIFAR-10 is read from ``data_dir`` / ``$JAXLABS_DATA_DIR`` (``jaxlabs.data.load_dataset``).
 ``synthetic=N`` trains on N random CIFAR-shaped images instead (N // 5 test images): for tests
@@ -20,10 +22,11 @@ t = CifarResNet20Task(); r = run_sweep(t, [t.resolve_static(synthetic=2048, epoc
 from __future__ import annotations
 
 from jaxlabs.data import crop_flip, load_dataset
+from jaxlabs.data.splits import DATA_SEED
 from jaxlabs.models import ResNet, conv_for_backend
 from jaxlabs.options import static_option, traced_option
 from jaxlabs.tasks.base import ClassifierTask
-from jaxlabs.tasks.classify import ClassifierSpec, data_name, make_trainer, synthetic_images
+from jaxlabs.tasks.classify import ClassifierSpec, data_name, held_out_splits, make_trainer, synthetic_images
 from jaxlabs.optim import cross_entropy, step_schedule, torch_sgd
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # the course script's Normalize
@@ -50,6 +53,9 @@ class CifarResNet20Task(ClassifierTask):
         static_option("augment", bool, True, "the script's RandomCrop(32, 4) + RandomHorizontalFlip"),
         static_option("data_dir", str, None, "folder with the CIFAR-10 files (default: $JAXLABS_DATA_DIR and the "
                       "usual places)", none_ok=True),
+        static_option("val_split", float, 0.0, "share of the training images held out to pick the best epoch "
+                      "(the script had none: the last epoch is tested)", low=0, high=1, high_open=True),
+        static_option("data_seed", int, DATA_SEED, "seed of the validation split, when there is one", low=0),
         static_option("synthetic", int, 0, "> 0: that many random CIFAR-shaped train images instead of CIFAR-10 "
                       "(speed only; not a result)", low=0),
         traced_option("lr", 0.1, "learning rate before the drop", low=0, low_open=True, log=True),
@@ -58,6 +64,7 @@ class CifarResNet20Task(ClassifierTask):
                       low=0, high=1, high_open=True, log=True),
     )
     lr_grid = (0.05, 0.1, 0.2)
+    search_defaults = {"val_split": 0.1}
 
     def raw_data(self, static: dict) -> dict:
         """load_dataset's dict: CIFAR-10 (or a copy) from data_dir, or the synthetic stand-in."""
@@ -68,8 +75,7 @@ class CifarResNet20Task(ClassifierTask):
 
     def build(self, static: dict):
         raw = self.raw_data(static)
-        data = {"x_train": raw["train_images"], "y_train": raw["train_labels"],
-                "x_test": raw["test_images"], "y_test": raw["test_labels"]}
+        data = held_out_splits(raw, static["val_split"], static["data_seed"])
         b, w = static["blocks"], static["width"]
         model = ResNet(blocks_per_stage=(b, b, b), widths=(w, 2 * w, 4 * w), conv=conv_for_backend(self.backend))
         drop = static["drop_epoch"]

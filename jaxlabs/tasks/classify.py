@@ -37,6 +37,7 @@ import optax
 from flax import linen as nn
 
 from jaxlabs.data.batches import batch_order
+from jaxlabs.data.splits import DATA_SEED, split_ratio
 from jaxlabs.train import Checkpoint, Slices, Trainer
 
 Augment = Callable[[jax.Array, jax.Array], jax.Array]  # (key, images in [0, 1]) -> images
@@ -202,6 +203,28 @@ def data_name(raw: dict, original: str, synthetic: int = 0) -> str:
     if synthetic:
         return f"synthetic ({synthetic} random {original}-shaped train images; not {original})"
     return str(raw.get("source", original))
+
+
+def held_out_splits(raw: dict, val_split: float, data_seed: int = DATA_SEED,
+                   subset: float = 1.0) -> dict[str, np.ndarray]:
+    """x_train/x_test uint8 (n, H, W, C), y_* int32 from load_dataset's dict; x_val/y_val (that share
+    of the training images, held out) only when val_split > 0.
+    ``subset`` < 1 keeps that share of the training images first (stratified by class); the test
+    set stays whole."""
+    data = {"x_train": raw["train_images"], "y_train": raw["train_labels"],
+            "x_test": raw["test_images"], "y_test": raw["test_labels"]}
+    if subset < 1:
+        from sklearn.model_selection import train_test_split
+
+        keep, _ = train_test_split(np.arange(len(data["y_train"])), train_size=subset, random_state=data_seed,
+                                   stratify=data["y_train"])
+        keep = np.sort(keep)
+        data.update(x_train=data["x_train"][keep], y_train=data["y_train"][keep])
+    if val_split > 0:
+        train, val = split_ratio(len(data["x_train"]), (1 - val_split, val_split), seed=data_seed)
+        x, y = data["x_train"], data["y_train"]
+        data.update(x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val])
+    return data
 
 
 PROBE_STEPS = 8  # train steps per epoch of the probe: enough to time a step, cheap to compile

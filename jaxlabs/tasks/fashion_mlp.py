@@ -22,14 +22,12 @@ t = FashionMLPTask(); r = run_sweep(t, [t.resolve_static(hidden=512, epochs=10)]
 """
 from __future__ import annotations
 
-import numpy as np
-
-from jaxlabs.data import load_dataset, split_ratio
+from jaxlabs.data import load_dataset
 from jaxlabs.data.splits import DATA_SEED
 from jaxlabs.models import MLP
 from jaxlabs.options import static_option, traced_option
 from jaxlabs.tasks.base import ClassifierTask
-from jaxlabs.tasks.classify import ClassifierSpec, data_name, make_trainer, synthetic_images
+from jaxlabs.tasks.classify import ClassifierSpec, data_name, held_out_splits, make_trainer, synthetic_images
 from jaxlabs.optim import cross_entropy, multi_margin_loss, torch_adam, torch_sgd
 
 # variant -> (activation, loss, initializer, optimizer): one change from "base" each
@@ -42,27 +40,6 @@ VARIANTS = {
 }
 LOSSES = {"cross_entropy": cross_entropy, "multi_margin": multi_margin_loss}
 OPTIMIZERS = {"sgd": lambda hp, steps: torch_sgd(hp["lr"]), "adam": lambda hp, steps: torch_adam(hp["lr"])}
-
-
-def fashion_splits(raw: dict, val_split: float, data_seed: int = DATA_SEED,
-                   subset: float = 1.0) -> dict[str, np.ndarray]:
-    """x_train/x_test uint8 (n, 28, 28, 1), y_* int32; x_val/y_val only when val_split > 0.
-    ``subset`` < 1 keeps that share of the training images first (stratified by class); the test
-    set stays whole."""
-    data = {"x_train": raw["train_images"], "y_train": raw["train_labels"],
-            "x_test": raw["test_images"], "y_test": raw["test_labels"]}
-    if subset < 1:
-        from sklearn.model_selection import train_test_split
-
-        keep, _ = train_test_split(np.arange(len(data["y_train"])), train_size=subset, random_state=data_seed,
-                                   stratify=data["y_train"])
-        keep = np.sort(keep)
-        data.update(x_train=data["x_train"][keep], y_train=data["y_train"][keep])
-    if val_split > 0:
-        train, val = split_ratio(len(data["x_train"]), (1 - val_split, val_split), seed=data_seed)
-        x, y = data["x_train"], data["y_train"]
-        data.update(x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val])
-    return data
 
 
 class FashionMLPTask(ClassifierTask):
@@ -96,7 +73,7 @@ class FashionMLPTask(ClassifierTask):
             raw = synthetic_images(n, max(n // 6, 1), (28, 28, 1), seed=static["data_seed"])
         else:
             raw = load_dataset("fashion_mnist", static["data_dir"])
-        data = fashion_splits(raw, static["val_split"], static["data_seed"], static["subset"])
+        data = held_out_splits(raw, static["val_split"], static["data_seed"], static["subset"])
         activation, loss, initializer, optimizer = VARIANTS[static["variant"]]
         model = MLP(width=static["hidden"], depth=1, out=10, activation=activation, initializer=initializer)
         spec = ClassifierSpec(model=model, loss=LOSSES[loss], optimizer=OPTIMIZERS[optimizer],

@@ -77,7 +77,8 @@ class MnistCNNTask(ClassifierTask):
         static_option("synthetic", int, 0, "> 0: that many random MNIST-shaped train images instead of MNIST "
                       "(tests, benchmarks; not a result)", low=0),
         static_option("initializer", str, "pytorch", "weight initialisation", choices=tuple(INIT_SCHEMES)),
-        traced_option("lr", 0.001, "Adam learning rate (its default, the usual MNIST choice)", low=0, low_open=True, log=True),
+        traced_option("lr", 0.001, "Adam learning rate (its default, the usual MNIST choice)", low=0, low_open=True,
+                      log=True),
     )
     lr_grid = (0.0001, 0.001, 0.01)
 
