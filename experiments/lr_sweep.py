@@ -19,10 +19,9 @@ from pathlib import Path
 
 from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, add_tensorboard_flag, durable,
                          engine_error, engine_options, fail, output_lock, int_at_least, interrupted, is_writer,
-                         join_negative_values, plan_line, positive_float_list, reject_other_task_flags,
-                         start_processes)
+                         parse_task_args, plan_line, positive_float_list, start_processes)
 from jaxlabs.options import OptionError
-from jaxlabs.tasks import TASKS, get_task
+from jaxlabs.tasks import TASKS
 
 PROG = "python -m experiments.lr_sweep"
 LR_EXAMPLE = "0.001,0.01,0.1"
@@ -76,17 +75,7 @@ def build_parser(task) -> ArgumentParser:
 
 
 def parse_args(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--task", default=DEFAULT_TASK)
-    name = pre.parse_known_args(argv)[0].task
-    if name not in TASKS:
-        fail(PROG, f"argument --task: invalid choice: {name!r} (choose from {', '.join(sorted(TASKS))})")
-    task = get_task(name)
-    argv = join_negative_values(task, argv)
-    if not any(a in ("-h", "--help") for a in argv):
-        reject_other_task_flags(PROG, task, argv)
-    return task, build_parser(task).parse_args(argv)
+    return parse_task_args(PROG, argv, DEFAULT_TASK, build_parser)
 
 
 def main(argv=None) -> int:

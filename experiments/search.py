@@ -15,7 +15,6 @@ perturb their numbers. Writes report.md/.html, results.json/.csv, curves.npz and
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shlex
 import shutil
@@ -25,9 +24,9 @@ import time
 from pathlib import Path
 
 from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, checked, durable, engine_error,
-                         engine_options, fail, int_at_least, interrupted, is_writer, join_negative_values,
-                         output_lock, reject_other_task_flags, start_processes)
-from jaxlabs.tasks import TASKS, get_task
+                         engine_options, fail, int_at_least, interrupted, is_writer, parse_task_args,
+                         output_lock, start_processes)
+from jaxlabs.tasks import TASKS
 
 PROG = "python -m experiments.search"
 DEFAULT_TASK = "fit-log2cos"
@@ -89,17 +88,7 @@ def build_parser(task) -> ArgumentParser:
 
 
 def parse_args(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--task", default=DEFAULT_TASK)
-    name = pre.parse_known_args(argv)[0].task
-    if name not in TASKS:
-        fail(PROG, f"argument --task: invalid choice: {name!r} (choose from {', '.join(sorted(TASKS))})")
-    task = get_task(name)
-    argv = join_negative_values(task, argv)
-    if not any(a in ("-h", "--help") for a in argv):
-        reject_other_task_flags(PROG, task, argv)
-    return task, build_parser(task).parse_args(argv)
+    return parse_task_args(PROG, argv, DEFAULT_TASK, build_parser)
 
 
 def space_from(task, args):

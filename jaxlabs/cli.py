@@ -70,6 +70,25 @@ def checked(parse, name: str):
     return check
 
 
+def parse_task_args(prog: str, argv, default_task: str, build_parser):
+    """(task, args) of a command whose flags are its task's: ``--task`` read first (an unknown one
+    is the one-line error), then ``build_parser(task)`` parses everything; another task's flag is a
+    one-line error naming this task's, and ``--x-range -3,3`` binds its negative value."""
+    from jaxlabs.tasks import TASKS, get_task
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task", default=default_task)
+    name = pre.parse_known_args(argv)[0].task
+    if name not in TASKS:
+        fail(prog, f"argument --task: invalid choice: {name!r} (choose from {', '.join(sorted(TASKS))})")
+    task = get_task(name)
+    argv = join_negative_values(task, argv)
+    if not any(a in ("-h", "--help") for a in argv):
+        reject_other_task_flags(prog, task, argv)
+    return task, build_parser(task).parse_args(argv)
+
+
 def reject_other_task_flags(prog: str, task, argv: list[str]) -> None:
     """A flag that another task declares is a one-line error naming this task and its options."""
     from jaxlabs.tasks import TASKS

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from experiments import lr_sweep
+from jaxlabs.tasks import TASKS, get_task
 
 TINY = ["--n", "60", "--epochs", "30", "--width", "8", "--depth", "2", "--no-progress"]
 
@@ -101,17 +102,17 @@ def test_help_documents_every_flag():
         assert flag in p.stdout
 
 
-@pytest.mark.parametrize("name", sorted(lr_sweep.TASKS))
+@pytest.mark.parametrize("name", sorted(TASKS))
 def test_each_tasks_help_lists_its_declared_options_with_their_help(name, capsys):
     with pytest.raises(SystemExit) as e:
         lr_sweep.main(["--task", name, "--help"])
     assert e.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
-    task = lr_sweep.get_task(name)
+    task = get_task(name)
     for o in task.options:
         if o.name != "lr":
             assert o.flag in text and " ".join(o.help.split()[:3]) in text, o.name
-    others = {o.flag for cls in lr_sweep.TASKS.values() for o in cls.options} - {o.flag for o in task.options}
+    others = {o.flag for cls in TASKS.values() for o in cls.options} - {o.flag for o in task.options}
     assert not any(f"{flag} " in text for flag in others)  # no other task's flags
 
 

@@ -110,18 +110,25 @@ LAB_A = ["--n", "60", "--epochs", "30", "--width", "8", "--depth", "2", "--seeds
          "--no-progress", "--plan", "vmap"]
 
 
-def test_two_processes_train_one_grid_and_process_0_writes_it(tmp_path):
-    import csv
-
+def two_processes(module: str, args: list[str], tmp_path) -> dict:
+    """``module`` run by two processes joined on 127.0.0.1 (each --out tmp_path/p<i>); both must
+    succeed and only process 0 may write. The environment they ran in."""
     env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", ""))
     port = free_port()
-    procs = [subprocess.Popen([sys.executable, "-m", "experiments.lr_sweep", *LAB_A, "--out", str(tmp_path / f"p{i}"),
+    procs = [subprocess.Popen([sys.executable, "-m", module, *args, "--out", str(tmp_path / f"p{i}"),
                                "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i),
                                "--connect-timeout", "60"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for i in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     assert not (tmp_path / "p1").exists()  # only process 0 writes
+    return env
+
+
+def test_two_processes_train_one_grid_and_process_0_writes_it(tmp_path):
+    import csv
+
+    env = two_processes("experiments.lr_sweep", LAB_A, tmp_path)
     # one process with two (simulated) devices: the same programs as the two processes' halves
     two_devices = dict(env, XLA_FLAGS=f"{env['XLA_FLAGS']} --xla_force_host_platform_device_count=2".strip())
     alone = subprocess.run([sys.executable, "-m", "experiments.lr_sweep", *LAB_A, "--out", str(tmp_path / "alone")],

@@ -338,19 +338,11 @@ def test_decisions_are_the_same_on_one_device_and_on_four(tmp_path):
 
 
 def test_two_processes_search_as_one_process_with_two_devices_and_process_0_writes(tmp_path):
-    from test_devices import free_port
+    from test_devices import two_processes
 
     args = [*LAB_A, "--epochs", "40", "--members", "8", "--method", "pbt", "--pbt-every", "10", "--plan", "map",
             "--checkpoint-every", "0", "--no-progress"]
-    env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", ""))
-    port = free_port()
-    procs = [subprocess.Popen([sys.executable, "-m", "experiments.search", *args, "--out", str(tmp_path / f"p{i}"),
-                               "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i),
-                               "--connect-timeout", "60"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for i in range(2)]
-    outs = [p.communicate(timeout=600) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
-    assert not (tmp_path / "p1").exists()  # only process 0 writes
+    env = two_processes("experiments.search", args, tmp_path)
     two_devices = dict(env, XLA_FLAGS=f"{env['XLA_FLAGS']} --xla_force_host_platform_device_count=2".strip())
     alone = subprocess.run([sys.executable, "-m", "experiments.search", *args, "--out", str(tmp_path / "alone")],
                            env=two_devices, capture_output=True, text=True, timeout=600)
