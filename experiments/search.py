@@ -215,6 +215,8 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
         fmt = lambda v: "NaN" if v is None else f"{v:.4g}"  # noqa: E731
         print(f"\nbest: member {best['member']}: {setting}: {result.metric} {fmt(best[result.metric])}, "
               f"{task.primary_metric} {fmt(best[task.primary_metric])}")
+        for name, track in best.get("schedule", {}).items():  # PBT: what the winner's state trained under
+            print(f"its {name} schedule through its copies: " + ", ".join(f"{v:.4g} from epoch {e}" for e, v in track))
         print(f"cost: {cost_line(result)}")
         print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, report.html, results.json, "
               f"results.csv, curves.npz, {', '.join(figures)}")

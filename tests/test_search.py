@@ -210,6 +210,11 @@ def test_pbt_copies_the_best_state_and_explores_its_numbers_as_worked_out_by_han
         # the child's carry is its parent's after 4 epochs, then 4 epochs at its new lr
         assert r.final["w"][e["member"]] == pytest.approx(4 * parent_lr + 4 * np.float32(e["new"]["lr"]), rel=1e-5)
         assert r.numbers["lr"][e["member"]] == np.float32(e["new"]["lr"])
+        # the schedule its state trained under: the parent's lr, then its own new one
+        from jaxlabs.search.report import schedule
+
+        assert schedule(r, e["member"])["lr"] == [(0, pytest.approx(float(parent_lr))),
+                                                  (4, pytest.approx(e["new"]["lr"]))]
     untouched = [i for i in range(8) if i not in want]
     np.testing.assert_allclose(r.final["w"][untouched], 8 * np.float32(lrs)[untouched], rtol=1e-6)
     assert all(s == "max_epochs" for s in r.status) and r.member_epochs == 64

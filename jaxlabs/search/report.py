@@ -58,6 +58,7 @@ def summary(r: SearchResult, test_metric: str) -> dict:
     setting = {d.name: float(np.float32(m.hparams[d.name])) if d.option.traced else m.static.get(d.name)
                for d in r.space if d.varies}
     return {"member": b, "setting": setting, "seed": r.members[b].seed,
+            **({"schedule": schedule(r, b)} if r.method == "pbt" else {}),
             "last_numbers": {k: float(r.numbers[k][b]) for k in setting if k in r.numbers},
             r.metric: finite(r.final[r.metric][b]) if r.metric in r.final else None,
             test_metric: finite(r.final[test_metric][b]) if test_metric in r.final else None,
@@ -188,6 +189,23 @@ def schedules_figure(r: SearchResult, path: Path) -> str:
     return path.name
 
 
+def schedule(r: SearchResult, member: int) -> dict[str, list[tuple[int, float]]]:
+    """PBT: each searched number of ``member``'s state over epochs, through its copies: (from
+    epoch, value) wherever it changed."""
+    line = ancestry(r, member)
+    out = {}
+    for name in r.history[0][1]:
+        if not any(d.name == name and d.varies for d in r.space):
+            continue
+        track = []
+        for (epoch, numbers), m in zip(r.history, line):
+            v = float(numbers[name][m])
+            if not track or track[-1][1] != v:
+                track.append((int(epoch), v))
+        out[name] = track
+    return out
+
+
 def ancestry(r: SearchResult, member: int) -> list[int]:
     """Whose numbers ``member``'s state trained under between PBT's decisions: entry k is the member
     (of ``r.history[k]``) its state descends from in the k-th stretch of epochs. A child's state is its
@@ -224,7 +242,9 @@ def report_text(r: SearchResult, task, rows: list[dict], best: dict, cost: dict,
     setting = ", ".join(f"{k}={_fmt(v)}" for k, v in best["setting"].items())
     last = ""
     if r.method == "pbt" and best["last_numbers"]:
-        last = " (its numbers at the end: " + ", ".join(f"{k}={v:.4g}" for k, v in best["last_numbers"].items()) + ")"
+        steps = "; ".join(f"{k} " + ", ".join(f"{v:.4g} from epoch {e}" for e, v in track)
+                          for k, track in schedule(r, r.best).items())
+        last = f" as first sampled; the schedule its state trained under, through its copies: {steps}"
     lines += ["## Best setting found", "",
               f"Member {best['member']} (seed {best['seed']}): **{setting}**{last}: {r.metric} "
               f"{_fmt(best.get(r.metric))}, {test} {_fmt(best.get(test))} ({best['status']}).", "",
