@@ -19,9 +19,8 @@ from pathlib import Path
 
 from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, add_tensorboard_flag, durable,
                          engine_error, engine_options, fail, output_lock, int_at_least, interrupted, is_writer,
-                         parse_task_args, plan_line, positive_float_list, start_processes)
+                         parse_task_args, plan_line, positive_float_list, start_processes, task_parser)
 from jaxlabs.options import OptionError
-from jaxlabs.tasks import TASKS
 
 PROG = "python -m experiments.lr_sweep"
 LR_EXAMPLE = "0.001,0.01,0.1"
@@ -40,13 +39,11 @@ def _option_type(option):
 
 
 def build_parser(task) -> ArgumentParser:
-    p = ArgumentParser(
-        prog=PROG, description="Train a grid of learning rates x seeds together (one compiled program per static "
-        "configuration, members batched or looped on the device as the plan says); print a "
-        "table per learning rate and save results.json, results.csv, curves.npz, report.md and plots.",
-        epilog=f"tasks: {', '.join(sorted(TASKS))}. `{PROG} --task NAME --help` lists that task's options.")
-    p.add_argument("--task", default=DEFAULT_TASK, choices=sorted(TASKS),
-                   help="which lab to run (default: %(default)s, Lab A)")
+    p = task_parser(
+        PROG, "Train a grid of learning rates x seeds together (one compiled program per static configuration, "
+        "members batched or looped on the device as the plan says); print a table per learning rate and save "
+        "results.json, results.csv, curves.npz, report.md and plots.", DEFAULT_TASK,
+        "which lab to run (default: %(default)s, Lab A)")
     p.add_argument("--lr", type=positive_float_list("--lr", LR_EXAMPLE), default=None,
                    help="comma list of learning rates, each > 0 (default: the task's; "
                         f"{task.name}: {','.join(f'{v:g}' for v in task.lr_grid)})")

@@ -23,10 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, checked, durable, engine_error,
-                         engine_options, fail, int_at_least, interrupted, is_writer, parse_task_args,
-                         output_lock, start_processes)
-from jaxlabs.tasks import TASKS
+from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, durable, engine_error,
+                         engine_options, fail, int_at_least, interrupted, is_writer, number, output_lock,
+                         parse_task_args, start_processes, task_parser)
 
 PROG = "python -m experiments.search"
 DEFAULT_TASK = "fit-log2cos"
@@ -37,20 +36,12 @@ SEARCH_FLAGS = {"method": "--method", "eta": "--eta", "min_epochs": "--min-epoch
                 "members": "--members", "task": "--task"}
 
 
-def _fraction(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
-
-
 def build_parser(task) -> ArgumentParser:
-    p = ArgumentParser(
-        prog=PROG, description="Search a task's options for the best setting: a sampled population trained as one "
-        "compiled program per static configuration, with successive halving or population-based training deciding "
-        "between chunks of epochs. Writes report.md, report.html, results.json, results.csv, curves.npz and figures.",
-        epilog=f"tasks: {', '.join(sorted(TASKS))}. `{PROG} --task NAME --help` lists that task's options.")
-    p.add_argument("--task", default=DEFAULT_TASK, choices=sorted(TASKS), help="which lab (default: %(default)s)")
+    p = task_parser(
+        PROG, "Search a task's options for the best setting: a sampled population trained as one compiled program "
+        "per static configuration, with successive halving or population-based training deciding between chunks "
+        "of epochs. Writes report.md, report.html, results.json, results.csv, curves.npz and figures.",
+        DEFAULT_TASK, "which lab (default: %(default)s)")
     p.add_argument("--method", default="halving", choices=("halving", "pbt"),
                    help="halving: successive halving; pbt: population-based training (default: %(default)s)")
     p.add_argument("--members", type=int_at_least(1), default=27, help="population size (default: %(default)s)")
@@ -65,9 +56,9 @@ def build_parser(task) -> ArgumentParser:
     b = p.add_argument_group("population-based training")
     b.add_argument("--pbt-every", dest="pbt_every", type=int_at_least(1), default=None,
                    help="epochs between exploit steps (default: a tenth of the budget)")
-    b.add_argument("--quantile", type=checked(_fraction, "number"), default=0.25,
+    b.add_argument("--quantile", type=number, default=0.25,
                    help="the bottom quantile copies the top quantile, in (0, 0.5] (default: %(default)s)")
-    b.add_argument("--resample", type=checked(_fraction, "number"), default=0.25,
+    b.add_argument("--resample", type=number, default=0.25,
                    help="probability that a copied number is drawn afresh instead of x0.8 / x1.25 "
                         "(default: %(default)s)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>-search-<method>)")
@@ -155,8 +146,7 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
     from jaxlabs import checkpoint as ckpt
     from jaxlabs.reproduce import publish
     from jaxlabs.search import SearchError, run_search
-    from jaxlabs.search.report import summary, write_results
-    from jaxlabs.search.run import cost_line
+    from jaxlabs.search.report import cost_line, summary, write_results
 
     command = " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     searched = [d for d in space if d.varies]

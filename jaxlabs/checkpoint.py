@@ -403,10 +403,9 @@ class SearchCheckpoint(StudyCheckpoint):
         saved = self._restore(self.resume_step, wave=shaped)["wave"]
         for g, p in enumerate(pops):
             ws = saved["groups"][str(g)]
-            p.ws = dataclasses.replace(ws, epoch=int(ws.epoch), order=np.asarray(ws.order),
-                                       status=np.asarray(ws.status))
-            p.hp = {k: np.asarray(v, np.float32) for k, v in saved["hp"][str(g)].items()}
-            p._hp_on_device = None
+            p.resume(dataclasses.replace(ws, epoch=int(ws.epoch), order=np.asarray(ws.order),
+                                         status=np.asarray(ws.status)),
+                     {k: np.asarray(v, np.float32) for k, v in saved["hp"][str(g)].items()})
         return self.position["record"]
 
     def save(self, pops, record: dict, epoch: int) -> None:

@@ -20,7 +20,8 @@ def fail(prog: str, message: str, code: int = 2):
     raise SystemExit(code)
 
 
-def _number(text: str) -> float:
+def number(text: str) -> float:
+    """An argparse type: a number, else the flag's one-line error."""
     try:
         return float(text)
     except ValueError:
@@ -34,7 +35,7 @@ def positive_float_list(flag: str, example: str):
         items = [t.strip() for t in text.split(",")]
         if not text.strip() or any(not t for t in items):
             raise argparse.ArgumentTypeError(f"{text!r} is empty or has an empty item; give a comma list such as {example}")
-        values = [_number(t) for t in items]
+        values = [number(t) for t in items]
         bad = [v for v in values if not (v > 0 and v != float("inf"))]
         if bad:
             raise argparse.ArgumentTypeError(f"{bad[0]:g} is not > 0; every value must be a positive number, e.g. {example}")
@@ -68,6 +69,16 @@ def checked(parse, name: str):
 
     check.__name__ = name
     return check
+
+
+def task_parser(prog: str, description: str, default_task: str, task_help: str) -> ArgumentParser:
+    """The parser of a command whose flags are its task's, with ``--task`` (its help lists the tasks)."""
+    from jaxlabs.tasks import TASKS
+
+    epilog = f"tasks: {', '.join(sorted(TASKS))}. `{prog} --task NAME --help` lists that task's options."
+    p = ArgumentParser(prog=prog, description=description, epilog=epilog)
+    p.add_argument("--task", default=default_task, choices=sorted(TASKS), help=task_help)
+    return p
 
 
 def parse_task_args(prog: str, argv, default_task: str, build_parser):

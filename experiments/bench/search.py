@@ -31,7 +31,7 @@ from jaxlabs.options import by_name
 from jaxlabs.search import SearchOptions, parse_dimension, population, run_search, search_space
 from jaxlabs.search.run import validation_metric
 from jaxlabs.studies import SEED_TEST_LEVEL, decide, mann_whitney
-from jaxlabs.sweep import EngineOptions, Member, run_grid
+from jaxlabs.sweep import EngineOptions, Member, grid_members, run_grid
 from jaxlabs.tasks import get_task
 
 # lab -> task, fixed options, searched ranges, grid points per range, halving population
@@ -78,16 +78,14 @@ def add_arguments(p) -> None:
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
 
 
-def _grid_points(task, lab) -> list[dict]:
+def _grid_axes(task, lab) -> dict[str, np.ndarray]:
+    """Each searched range as grid points: log-spaced for a log-scale option, else evenly spaced."""
     opts = by_name(task.options)
     axes = {}
     for name, count in lab["grid"].items():
         d = parse_dimension(opts[name], lab["ranges"][name])
         axes[name] = np.geomspace(d.low, d.high, count) if d.log else np.linspace(d.low, d.high, count)
-    points = [{}]
-    for name, values in axes.items():
-        points = [{**p, name: float(v)} for p in points for v in values]
-    return points
+    return axes
 
 
 def _static(task, lab, data_dir):
@@ -104,9 +102,11 @@ def _static(task, lab, data_dir):
 
 
 def grid(task, lab, static, seeds: int, engine: EngineOptions) -> dict:
-    points = _grid_points(task, lab)
+    member_seeds, hp = grid_members(range(seeds), **_grid_axes(task, lab))  # points slowest, seeds fastest
+    rows = [{k: v[i] for k, v in hp.items()} for i in range(len(member_seeds))]
     members = [Member(" ".join(f"{k}={v:.4g}" for k, v in p.items()), static, task.hparams(**p), s)
-               for p in points for s in range(seeds)]
+               for p, s in zip(rows, member_seeds)]
+    points = rows[::seeds]
     t0 = time.perf_counter()
     result = run_grid(task, members, progress=False, engine=engine)
     wall = time.perf_counter() - t0

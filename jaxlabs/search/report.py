@@ -5,8 +5,6 @@ for PBT the numbers' trajectories) and ``report.md`` / ``report.html`` with the 
 its validation and test metrics, and the cost against training the whole population."""
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import Optional
@@ -14,15 +12,23 @@ from typing import Optional
 import numpy as np
 
 from jaxlabs import atomic
-from jaxlabs.search.run import SearchResult, cost_line, finite
+from jaxlabs.results import fmt_num, format_table, write_records
+from jaxlabs.search.run import SearchResult
 
 
 def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return "NaN" if math.isnan(v) else f"{v:.4g}"
-    return str(v)
+    """A table cell or an inline number: numbers as every report writes them, NaN and None as "-"."""
+    return fmt_num(v, 4) if isinstance(v, float) or v is None else str(v)
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    return format_table(columns, [[_fmt(row.get(c)) for c in columns] for row in rows])
+
+
+def cost_line(r: SearchResult) -> str:
+    share = r.member_epochs / max(1, r.full_epochs)
+    return (f"{r.member_epochs:,} member-epochs ({share:.0%} of the {r.full_epochs:,} that training all "
+            f"{len(r.members)} members to {r.epochs} epochs costs), {r.wall_s:.1f} s ({r.compile_s:.1f} s compiling)")
 
 
 def member_rows(r: SearchResult, test_metric: str) -> list[dict]:
@@ -43,7 +49,7 @@ def member_rows(r: SearchResult, test_metric: str) -> list[dict]:
         row["epochs_trained"] = int(r.final["stop_epoch"][i])
         for k in (r.metric, test_metric):
             if k in r.final and np.ndim(r.final[k][i]) == 0:
-                row[k] = finite(r.final[k][i])
+                row[k] = float(r.final[k][i])
         if r.method == "pbt":
             row["lineage"] = " ".join(f"{e['parent']}@{e['epoch']}" for e in by_member.get(i, []))
         row["best"] = i == r.best
@@ -60,8 +66,8 @@ def summary(r: SearchResult, test_metric: str) -> dict:
     return {"member": b, "setting": setting, "seed": r.members[b].seed,
             **({"schedule": schedule(r, b)} if r.method == "pbt" else {}),
             "last_numbers": {k: float(r.numbers[k][b]) for k in setting if k in r.numbers},
-            r.metric: finite(r.final[r.metric][b]) if r.metric in r.final else None,
-            test_metric: finite(r.final[test_metric][b]) if test_metric in r.final else None,
+            r.metric: float(r.final[r.metric][b]) if r.metric in r.final else None,
+            test_metric: float(r.final[test_metric][b]) if test_metric in r.final else None,
             "status": r.status[b]}
 
 
@@ -77,18 +83,11 @@ def write_results(r: SearchResult, task, out: Path, command: str = "") -> list[s
             "wall_s": round(r.wall_s, 2), "compile_s": round(r.compile_s, 2), "decide_s": round(r.decide_s, 3),
             "full_wall_s_estimate": round((r.wall_s - r.compile_s) * r.full_epochs / max(1, r.program_epochs)
                                           + r.compile_s, 1)}
-    atomic.write_json(out / "results.json", {
+    write_records(out, rows, {  # results.json (this, and the rows as "members") and results.csv, as a sweep's
         "task": r.task, "method": r.method, "command": command, "data": r.data, "metric": r.metric,
-        "higher_is_better": r.higher, "test_metric": test, "epochs": r.epochs,
-        "options": {k: v for k, v in vars(r.options).items()},
+        "higher_is_better": r.higher, "test_metric": test, "epochs": r.epochs, "options": vars(r.options),
         "space": [d.to_json() for d in r.space if d.varies], "best": best, "cost": cost,
-        "decisions": r.decisions, "lineage": r.lineage, "groups": r.groups, "members": rows})
-    buf = io.StringIO()
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic.write_text(out / "results.csv", buf.getvalue())
+        "decisions": r.decisions, "lineage": r.lineage, "groups": r.groups})
     arrays = {f"curves/{k}": v for k, v in r.curves.items()}
     arrays.update({f"numbers/{k}": np.stack([h[k] for _, h in r.history]) for k in r.history[0][1]})
     arrays["numbers_epochs"] = np.asarray([e for e, _ in r.history])
@@ -218,11 +217,6 @@ def ancestry(r: SearchResult, member: int) -> list[int]:
     return line[::-1]
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    return head + "".join("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |\n" for row in rows)
-
-
 def report_text(r: SearchResult, task, rows: list[dict], best: dict, cost: dict, figures: list[str],
                 command: str = "") -> str:
     test = task.primary_metric
@@ -275,7 +269,7 @@ def report_text(r: SearchResult, task, rows: list[dict], best: dict, cost: dict,
     cols = ["member", *[d.name for d in searched], *([f"{d.name}_last" for d in searched if d.option.traced]
                                                       if r.method == "pbt" else []),
             "status", "rungs_reached" if r.method == "halving" else "decisions", "epochs_trained", r.metric, test]
-    lines += [f"## Top members by {r.metric}", "", _table(top, [c for c in cols if any(c in row for row in rows)])]
+    lines += [f"## Top members by {r.metric}", "", _table(top, [c for c in cols if any(c in row for row in rows)]), ""]
     lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
     lines += ["Every member's row is in results.csv and results.json; curves and numbers over epochs in "
               "curves.npz.", ""]

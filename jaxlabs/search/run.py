@@ -39,7 +39,7 @@ from jaxlabs.engine.wave import after_chunk, copied, fresh, merged, repacked, ru
 from jaxlabs.search import decide
 from jaxlabs.search.space import Dimension
 from jaxlabs.sweep import Member, static_groups
-from jaxlabs.train import PRUNED, RUNNING, STATUS_NAMES, Trainer
+from jaxlabs.train import PRUNED, RUNNING, STATUS_NAMES, Trainer, with_rng_policy
 
 METHODS = ("halving", "pbt")
 PBT_STREAM = 2  # a member's key's child for its PBT draws (EPOCH_STREAM = 1 orders its data)
@@ -163,6 +163,10 @@ class Population:
     @property
     def running(self) -> bool:
         return bool((self.ws.status == RUNNING).any())
+
+    def resume(self, ws, hp: dict) -> None:
+        """The population as a checkpoint saved it: its wave and its members' numbers."""
+        self.ws, self.hp, self._hp_on_device = ws, hp, None
 
     def _hp(self):
         if self._hp_on_device is None:
@@ -320,8 +324,17 @@ def run_search(task, members: Sequence[Member], space: Sequence[Dimension], opti
     reached = np.zeros(n, int)
     decisions_made: list[dict] = []
     lineage: list[dict] = []
-    history = [(0, {k: np.concatenate([p.hp[k][:p.real] for p in pops])[np.argsort(np.concatenate(index))]
-                    for k in pops[0].hp})]
+    order = np.argsort(np.concatenate(index))  # the populations' members, concatenated -> sampled order
+
+    def in_order(per_pop) -> dict:
+        """name -> (members,) in sampled order, from each population's name -> (its members,) values."""
+        parts = list(per_pop)
+        return {k: np.concatenate([part[k] for part in parts])[order] for k in parts[0]}
+
+    def numbers_now() -> dict:
+        return in_order({k: v[:p.real] for k, v in p.hp.items()} for p in pops)
+
+    history = [(0, numbers_now())]
     if checkpoint is not None and checkpoint.position is not None:
         saved = checkpoint.restore(pops)
         alive, reached = np.asarray(saved["alive"], bool), np.asarray(saved["reached"], int)
@@ -364,8 +377,7 @@ def run_search(task, members: Sequence[Member], space: Sequence[Dimension], opti
                                       engine.compact_worth_s if engine.compaction else float("inf"))
                     else:
                         made = _exploit(pops, index, score, higher, options, searched, epoch, lineage, reached)
-                        history.append((epoch, {k: np.concatenate([p.hp[k][:p.real] for p in pops])[
-                            np.argsort(np.concatenate(index))] for k in pops[0].hp}))
+                        history.append((epoch, numbers_now()))
                     # the decision's own cost: ranking, draws, pruning, repacking or copying (compiles included)
                     made["seconds"] = round(time.perf_counter() - t_decide, 4)
                     decisions_made.append(made)
@@ -379,13 +391,11 @@ def run_search(task, members: Sequence[Member], space: Sequence[Dimension], opti
                     break
             if not any(p.running for p in pops):
                 break
-    finals = [p.finish() for p in pops]
-    order = np.argsort(np.concatenate(index))
-    final = {k: np.concatenate([f[k] for f in finals])[order] for k in finals[0]}
+    final = in_order(p.finish() for p in pops)
     ran = max(p.ws.epoch for p in pops)
-    curves = {k: np.concatenate([np.pad(p.ws.logs[k][:, :p.ws.epoch], ((0, 0), (0, ran - p.ws.epoch)), mode="edge")
-                                 for p in pops])[order] for k in pops[0].ws.logs}
-    numbers = {k: np.concatenate([p.hp[k][:p.real] for p in pops])[order] for k in pops[0].hp}
+    curves = in_order({k: np.pad(v[:, :p.ws.epoch], ((0, 0), (0, ran - p.ws.epoch)), mode="edge")
+                       for k, v in p.ws.logs.items()} for p in pops)
+    numbers = numbers_now()
     scored = final[metric] if metric in final else curves[metric][:, -1]
     if options.method == "halving":
         finalists = np.flatnonzero(alive)
@@ -418,11 +428,11 @@ def _halve(pops, index, score, alive, reached, eta, higher, epoch, epochs_left, 
 
 def _draws(keys: np.ndarray, epoch: int, count: int) -> np.ndarray:
     """(members, count) uniform numbers in [0, 1) from each member's own key and the epoch."""
-    with jax.threefry_partitionable(True):
-        return np.asarray(_draws_program(keys, np.int32(epoch), count), np.float64)
+    return np.asarray(_draws_program(keys, np.int32(epoch), count), np.float64)
 
 
 @functools.partial(jax.jit, static_argnums=2)
+@with_rng_policy  # the engine's one random-number policy, as every member's own draws
 def _draws_program(keys, epoch, count: int):
     def one(k):
         key = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(k), PBT_STREAM), epoch)
@@ -455,13 +465,3 @@ def _exploit(pops, index, score, higher, options: SearchOptions, searched, epoch
             copies.append([int(idx[c]), int(idx[par])])
         p.exploit(parents, numbers)
     return {"epoch": epoch, "copies": copies}
-
-
-def cost_line(r: SearchResult) -> str:
-    share = r.member_epochs / max(1, r.full_epochs)
-    return (f"{r.member_epochs:,} member-epochs ({share:.0%} of the {r.full_epochs:,} that training all "
-            f"{len(r.members)} members to {r.epochs} epochs costs), {r.wall_s:.1f} s ({r.compile_s:.1f} s compiling)")
-
-
-def finite(x: float) -> Optional[float]:
-    return float(x) if x is not None and math.isfinite(float(x)) else None
