@@ -146,6 +146,8 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
     from jaxlabs import checkpoint as ckpt
     from jaxlabs.reproduce import publish
     from jaxlabs.search import SearchError, run_search
+    from jaxlabs.search.run import SearchRecord
+    from jaxlabs.store import RunStore
     from jaxlabs.search.report import cost_line, summary, write_results
 
     command = " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
@@ -155,16 +157,16 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
         if args.fresh:
             ckpt.remove(out / ckpt.CHECKPOINT_DIR)
         checkpoint = None
-        if args.checkpoint_every > 0 and jax.process_count() == 1:
+        if args.checkpoint_every > 0:  # on several processes, each keeps its own members' shards
             config = {"task": task.name, "options": dataclasses.asdict(options), "members": args.members,
                       "seed": args.seed, "space": [d.to_json() for d in space],
                       "engine": {**dataclasses.asdict(engine), "plan": str(engine.plan)}, "code": ckpt.code_version()}
-            checkpoint = ckpt.SearchCheckpoint(out / ckpt.CHECKPOINT_DIR, config, args.checkpoint_every, label)
+            checkpoint = RunStore(out / ckpt.CHECKPOINT_DIR, config, args.checkpoint_every, label, SearchRecord)
             try:
                 note = checkpoint.open()
             except ValueError as e:
                 fail(PROG, str(e))
-            if note:
+            if note and is_writer():
                 print(note)
             if checkpoint.finished:
                 return 0
@@ -174,7 +176,7 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
         t0 = time.perf_counter()
         try:
             with durable(args):
-                result = run_search(task, members, space, options, engine=engine, checkpoint=checkpoint,
+                result = run_search(task, members, space, options, engine=engine, store=checkpoint,
                                     progress=not args.no_progress, name=label)
         except KeyboardInterrupt as e:
             return interrupted(PROG, e)

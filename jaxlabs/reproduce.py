@@ -22,7 +22,8 @@ import jax
 import numpy as np
 
 from jaxlabs.catalogue import STUDIES
-from jaxlabs.checkpoint import CHECKPOINT_DIR, StudyCheckpoint, code_version
+from jaxlabs.checkpoint import CHECKPOINT_DIR, code_version
+from jaxlabs.store import RunStore
 from jaxlabs.checkpoint import remove as remove_checkpoint
 from jaxlabs.plots import study_figures
 from jaxlabs.html import render
@@ -123,16 +124,15 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     if fresh:
         remove_checkpoint(out / CHECKPOINT_DIR)
     checkpoint, note = None, None
-    if checkpoint_every > 0 and jax.process_count() > 1:
-        checkpoint_every = 0.0  # each process would need its own share: not yet; process 0 says so
-        if jax.process_index() == 0:
-            print(f"{study.key}: no checkpoints in a run of {jax.process_count()} processes (not supported yet)")
-    if checkpoint_every > 0:
-        checkpoint = StudyCheckpoint(out / CHECKPOINT_DIR, study_config(study, task, seeds, members, quick, engine),
-                                     checkpoint_every, study.key)
+    if checkpoint_every > 0:  # on several processes, each keeps its own members' shards
+        checkpoint = RunStore(out / CHECKPOINT_DIR, study_config(study, task, seeds, members, quick, engine),
+                              checkpoint_every, study.key)
         note = checkpoint.open()
-        if note:
+        if note and jax.process_index() == 0:
             print(note)
+        if checkpoint.finished and jax.process_index() != 0:  # process 0 has the results
+            return {"study": study.key, "title": study.title, "verdict": None, "wall_s": 0.0, "out": str(out),
+                    "quick": quick, "lines": [], "table": "", "figures": [], "timing": []}
         if checkpoint.finished:
             return {**rewrite_report(study, out), "timing": json.loads((out / "results.json").read_text())["timing"]}
     observer = None
@@ -142,7 +142,7 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
             shutil.rmtree(logs, ignore_errors=True)
         observer = TensorBoardLog(logs, task.higher_is_better)
     try:
-        result = run_grid(task, members, progress=progress, name=study.key, engine=engine, checkpoint=checkpoint,
+        result = run_grid(task, members, progress=progress, name=study.key, engine=engine, store=checkpoint,
                           observer=observer)
     finally:
         if checkpoint is not None:

@@ -4,11 +4,12 @@ A grid is a list of :class:`Member`: a setting's label, its static configuration
 data size, ...: each distinct one compiles its own program), its traced numbers (learning rate,
 tolerance, ...) and a seed. :func:`run_grid` groups the members by static configuration
 (:func:`static_groups`), builds each group's trainer and data once, and hands each group to the
-engine (:func:`jaxlabs.engine.group.run_group`: plans, waves, devices, compaction, checkpoints).
+run loop (:mod:`jaxlabs.engine.run`: plans, waves, devices, compaction, checkpoints).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -17,12 +18,13 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from jaxlabs.engine.auto import cache_key
-from jaxlabs.engine.group import GroupResult, member_keys, run_group
+from jaxlabs.engine.group import GroupResult, member_keys, run_group, run_groups
+from jaxlabs.engine.run import GroupSpec
 from jaxlabs.engine.options import EngineOptions
 from jaxlabs.train import STATUS_NAMES
 
 __all__ = ["EngineOptions", "GroupResult", "Member", "SweepResult", "grid_members", "member_keys", "run_grid",
-           "run_group", "run_sweep", "static_groups"]
+           "group_specs", "run_group", "run_sweep", "static_groups"]
 
 
 @dataclass(frozen=True)
@@ -84,49 +86,51 @@ def static_groups(members: Sequence[Member]) -> list[list[Member]]:
     return list(groups.values())
 
 
-class _GroupObserver:
-    """A grid observer seen from one group: ``chunk`` with the group's index and members."""
+class _GridObserver:
+    """A grid observer seen from the run loop: ``chunk`` and ``group_done`` with the group's members."""
 
-    def __init__(self, observer, g: int, members: Sequence[Member]):
-        self.observer, self.g, self.members = observer, g, members
+    def __init__(self, observer, groups: Sequence[Sequence[Member]]):
+        self.observer, self.groups = observer, groups
 
-    def chunk(self, rows: np.ndarray, first_epoch: int, logs: dict, status: np.ndarray) -> None:
-        self.observer.chunk(self.g, self.members, rows, first_epoch, logs, status)
+    def chunk(self, g: int, rows: np.ndarray, first_epoch: int, logs: dict, status: np.ndarray) -> None:
+        self.observer.chunk(g, self.groups[g], rows, first_epoch, logs, status)
+
+    def group_done(self, g: int, result) -> None:
+        self.observer.group_done(g, self.groups[g], result)
+
+
+def group_specs(task, members: Sequence[Member], *, name: str = "", engine: EngineOptions = EngineOptions()
+                ) -> list[GroupSpec]:
+    """The grid's static groups as the run loop takes them: each one's members, numbers, how to
+    build its trainer and data, its bar's name and auto's cache key."""
+    devices = len(engine.device_list())
+    options = engine if engine.chunk else dataclasses.replace(engine, chunk=task.chunk)
+    specs = []
+    for group in static_groups(members):
+        static = group[0].static
+        settings = ", ".join(dict.fromkeys(m.label for m in group))
+        specs.append(GroupSpec(
+            static, [m.label for m in group], np.asarray([m.seed for m in group]),
+            {k: np.asarray([m.hparams[k] for m in group], np.float64) for k in group[0].hparams},
+            functools.partial(task.build, static), f"{name or task.name} [{settings}] ({len(group)} members)",
+            cache_key(task.name, static, len(group), engine.precision, devices, engine.compile_options), options))
+    return specs
 
 
 def run_grid(task, members: Sequence[Member], *, progress: bool = True, name: str = "",
-             engine: EngineOptions = EngineOptions(), checkpoint=None, observer=None) -> SweepResult:
+             engine: EngineOptions = EngineOptions(), store=None, observer=None) -> SweepResult:
     """Every member of the grid, one compiled program per static configuration (or several: waves,
     compaction; see :func:`run_group`). Members keep their order within a group; groups come in
-    order of their first member. ``checkpoint``: a :class:`jaxlabs.checkpoint.StudyCheckpoint`:
-    groups an earlier run finished are taken from it, the others resume and are checkpointed.
+    order of their first member. ``store``: a :class:`jaxlabs.store.RunStore`: the run resumes
+    from where it saved (finished groups are not trained again) and is saved between chunks.
     ``observer``: ``observer.chunk(group, members, rows, first_epoch, logs, status)`` after every
     chunk (``rows``: the wave's members, indices into ``members``; ``logs``: name -> (rows, epochs
     of the chunk) host values) and ``observer.group_done(group, members, result)``."""
-    result = SweepResult(task.name)
     groups = static_groups(members)
-    devices = len(engine.device_list())
-    for g, group in enumerate(groups):
-        static = group[0].static
-        saved = checkpoint.finished_group(g, static) if checkpoint is not None else None
-        if saved is None:
-            trainer, data = task.build(static)
-            settings = ", ".join(dict.fromkeys(m.label for m in group))
-            hparams = {k: [m.hparams[k] for m in group] for k in group[0].hparams}
-            options = engine if engine.chunk else dataclasses.replace(engine, chunk=task.chunk)
-            saved = run_group(
-                trainer, data, [m.seed for m in group], hparams, options=options, static=static,
-                labels=[m.label for m in group], progress=progress,
-                desc=f"{name or task.name} [{settings}] ({len(group)} members)",
-                plan_key=cache_key(task.name, static, len(group), engine.precision, devices, engine.compile_options),
-                checkpoint=checkpoint.group(g, settings) if checkpoint is not None else None,
-                observer=None if observer is None else _GroupObserver(observer, g, group))
-            if checkpoint is not None:
-                checkpoint.group_done(g, saved, last=g == len(groups) - 1)
-        result.groups.append(saved)
-        if observer is not None:
-            observer.group_done(g, group, saved)
-    return result
+    specs = group_specs(task, members, name=name, engine=engine)
+    results = run_groups(specs, progress=progress, store=store,
+                         observer=None if observer is None else _GridObserver(observer, groups))
+    return SweepResult(task.name, results)
 
 
 def run_sweep(task, statics: Sequence[dict], seeds: Sequence[int], axes: dict[str, Sequence[float]],

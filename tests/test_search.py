@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from experiments import search as search_cmd
-from jaxlabs.checkpoint import saved_position
+from jaxlabs.store import saved_position
 from jaxlabs.engine.group import member_keys
 from jaxlabs.engine.options import EngineOptions
 from jaxlabs.options import by_name, static_option, traced_option

@@ -5,14 +5,15 @@ import numpy as np
 import pytest
 
 from jaxlabs import progress
-from jaxlabs.engine.auto import Auto, Decision
+import dataclasses
+
+from jaxlabs.engine import group as group_module
+from jaxlabs.engine.group import WaveBars
 from jaxlabs.engine.options import EngineOptions
-from jaxlabs.engine.placement import Placement
 from jaxlabs.engine.plans import VMAP, Plan
-from jaxlabs.engine.programs import PlanPrograms
-from jaxlabs.engine.wave import WaveRun, train_wave
+from jaxlabs.engine.run import GroupSpec, Run, SweepPolicy
 from jaxlabs.progress import with_rate
-from jaxlabs.sweep import member_keys, run_group
+from jaxlabs.sweep import run_group
 from jaxlabs.tasks import get_task
 
 CNN = dict(synthetic=200, subset=1.0, depth=1, channels=4, hidden=8, batch_size=8, epochs=2, batch_norm=True,
@@ -50,28 +51,51 @@ def test_an_epoch_in_pieces_gives_the_whole_epochs_numbers_bit_for_bit(plan):
             np.testing.assert_array_equal(getattr(pieces, part)[k], v, err_msg=k)
 
 
-def test_the_wave_reports_each_piece_and_the_bar_ends_on_whole_epochs():
+def test_the_wave_reports_each_piece_and_the_bar_counts_whole_epochs(monkeypatch):
+    """The bar's count moves by whole epochs only (never a float count); within an epoch its text
+    says where it is (``epoch 2 of 2, 75%``), and the rate is the piece's."""
     task = get_task("mnist-cnn")
     trainer, data = task.build(task.resolve_static(**CNN))
-    options = EngineOptions(chunk=1, slice_steps=10)  # 2 members: pieces of 5 steps
-    placement = Placement()
-    programs_for = PlanPrograms(trainer, placement.shared(data), "fp32", placement)
-    programs_for.slice_steps = options.slice_steps
-    pieces, bar = [], Bar()
+    options = EngineOptions(chunk=1, slice_steps=10, plan=VMAP)  # 2 members: pieces of 5 steps
+    bars, texts = [], []
 
-    def tick(ws, first, done, seconds):
-        progress.tick(bar, trainer, ws, first, done, seconds, converging=False)
+    class Recorded(Bar):
+        disable = False
 
-    def sliced(share, seconds):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+            bars.append(self)
+
+        def set_postfix_str(self, text, refresh=True):
+            super().set_postfix_str(text)
+            texts.append(text)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(group_module, "tqdm", Recorded)
+    pieces = []
+    spec = GroupSpec({}, ["a", "a"], np.asarray([0, 1]), {"lr": np.asarray([0.01, 0.01])}, lambda: (trainer, data),
+                     "cnn", None, options)
+    run = Run([spec], SweepPolicy())
+    display = WaveBars(run, progress=True)
+    hooks = display.hooks()
+    record = hooks.sliced
+
+    def sliced(u, share, seconds):
         pieces.append(share)
-        bar.update(share)
+        record(u, share, seconds)
 
-    run = WaveRun(trainer, programs_for, options, 1, Decision.start(VMAP),
-                  Auto(trainer, programs_for, options, None, 1, 2), tick, lambda *a: None, sliced)
-    curves, final, epochs, _ = train_wave(run, np.asarray(member_keys([0, 1])), {"lr": np.float32([0.01, 0.01])})
-    assert epochs == 2 and pieces == [0.25] * 8  # four pieces of 5 steps an epoch
-    assert bar.n == 2 and bar.moves == [0.25] * 4 + [0] + [0.25] * 4 + [0]  # whole epochs after each end
-    assert "val_acc best" in bar.postfix and bar.postfix.endswith("img/s")  # 160 images an epoch
+    run.hooks = dataclasses.replace(hooks, sliced=sliced)
+    state = run.go(run.initial())
+    assert run.result(state, 0).epochs_run == 2 and pieces == [0.25] * 8  # four pieces of 5 steps an epoch
+    bar = bars[0]
+    assert bar.n == 2 and bar.moves == [0, 1, 1]  # whole epochs at each end, nothing in between
+    within = [t for t in texts if "epoch " in t]
+    assert [t.rsplit("epoch ", 1)[1] for t in within] == ["1 of 2, 25%", "1 of 2, 50%", "1 of 2, 75%", "1 of 2, 100%",
+                                                          "2 of 2, 25%", "2 of 2, 50%", "2 of 2, 75%", "2 of 2, 100%"]
+    assert all(t.endswith("img/s") or "img/s |" in t for t in within)  # 160 images an epoch
+    assert "val_acc best" in bar.postfix and bar.postfix.endswith("img/s")  # after the last chunk: the epoch's line
 
 
 def test_a_piece_replaces_the_rate_and_keeps_the_epoch_line():

@@ -15,7 +15,7 @@ from tb_read import read_runs  # noqa: E402
 from test_resume import LAB_A, rerun, start, wait_for  # noqa: E402
 
 from experiments import lr_sweep  # noqa: E402
-from jaxlabs.checkpoint import saved_position  # noqa: E402
+from jaxlabs.store import saved_position  # noqa: E402
 
 TINY = ["--n", "60", "--epochs", "30", "--width", "8", "--depth", "2", "--no-progress", "--lr", "0.01,0.05",
         "--seeds", "2", "--tolerance", "1e-3"]

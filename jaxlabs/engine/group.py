@@ -1,25 +1,19 @@
-"""One static group: its members (seeds x traced numbers) trained as the fewest waves that fit,
-each under the group's plan, with a progress bar, auto's decision and checkpoints between chunks."""
+"""Static groups through the run loop: each group's members (seeds x traced numbers) trained as the
+fewest waves that fit, under the group's plan, with a progress bar per wave (:func:`run_groups`);
+:func:`run_group` is one group alone, and :class:`GroupResult` what a group returns."""
 from __future__ import annotations
 
-import time
+import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxlabs.engine.options import EngineOptions
+from jaxlabs.engine.run import GroupSpec, Hooks, Policy, Run, SweepPolicy, member_keys  # noqa: F401 (member_keys: its home)
 from jaxlabs.progress import converging, with_rate
 from jaxlabs.progress import tick as tick_bar
-from jaxlabs.engine.auto import Auto, Decision
-from jaxlabs.engine.memory import check_data_fits, rows, wave_size, waves
-from jaxlabs.engine.options import EngineOptions
-from jaxlabs.engine.placement import Placement
-from jaxlabs.engine.plans import VMAP
-from jaxlabs.engine.programs import PlanPrograms
-from jaxlabs.engine.wave import WaveRun, train_wave
 from jaxlabs.train import Trainer
 
 
@@ -50,106 +44,114 @@ class GroupResult:
         return len(self.seeds)
 
 
-def member_keys(seeds: Sequence[int]) -> jax.Array:
-    """One key per member from its seed alone: members with the same seed and different learning
-    rates start from the same initialisation (common random numbers make the comparison sharper)."""
-    return jnp.stack([jax.random.key_data(jax.random.key(int(s))) for s in seeds])
+class WaveBars:
+    """A sweep's display: one progress bar per wave (the group's name, its wave, its devices), the
+    observer told of every chunk (``observer.chunk(group, rows, first_epoch, logs, status)`` with the
+    wave's member rows and host values) and of every finished group."""
+
+    def __init__(self, run: Run, progress: bool, observer=None):
+        self.run, self.progress, self.observer = run, progress, observer
+        self.bars: dict[int, Any] = {}
+        self.units: dict[int, Any] = {}  # unit -> its state at its last chunk
+        self.into: dict[int, float] = {}  # unit -> epochs its pieces covered since its last chunk
+
+    def hooks(self, save=lambda state, force=False: None) -> Hooks:
+        return Hooks(start=self.start, chunk=self.chunk, sliced=self.sliced, unit_done=self.unit_done,
+                     group_done=self.group_done, save=save)
+
+    def start(self, u: int, state) -> None:
+        unit = state.units[u]
+        spec, b, log = self.run.specs[unit.group], self.run.group(unit.group), state.logs[unit.group]
+        self.units[u] = unit
+        name = spec.desc or f"{spec.members} members"
+        on = f" on {b.placement.count} devices" if b.placement.count > 1 else ""
+        wave = self.run.wave_of(state, u)
+        bar = tqdm(total=b.trainer.max_epochs, unit="epoch", dynamic_ncols=True, leave=True, disable=not self.progress,
+                   desc=(name if len(log.waves) == 1 else f"{name} wave {wave + 1}/{len(log.waves)}") + on)
+        bar.update(min(unit.ws.epoch, b.trainer.max_epochs))
+        self.bars[u] = bar
+
+    def chunk(self, u: int, state, first: int, done: int, seconds: float) -> None:
+        unit = self.units[u] = state.units[u]
+        b = self.run.group(unit.group)
+        self.into.pop(u, None)
+        tick_bar(self.bars[u], b.trainer, unit.ws, first, done, seconds, converging(b.hp))
+        if self.observer is not None:
+            self.observer.chunk(unit.group, np.asarray(unit.members, int),
+                                first, {k: v[:, first:first + done] for k, v in unit.ws.logs.items()},
+                                unit.ws.status[:len(unit.members)])
+
+    def sliced(self, u: int, share: float, seconds: float) -> None:
+        """A piece of a long epoch: the bar says how far into the epoch it is (its count stays whole)."""
+        bar, unit = self.bars[u], self.units[u]
+        if bar.disable:
+            return
+        b = self.run.group(unit.group)
+        into = self.into[u] = self.into.get(u, 0.0) + share
+        line = (getattr(bar, "postfix", None) or "").split(" | epoch ")[0]
+        line = "" if line.startswith("epoch ") else line
+        if b.trainer.items_per_epoch and seconds > 0:  # the wave's members' images
+            line = with_rate(line, share * b.trainer.items_per_epoch * len(unit.members) / seconds)
+        whole = max(math.ceil(into - 1e-9), 1)  # the epoch the pieces are in, 1-based past the bar's count
+        bar.set_postfix_str(within_epoch(line, min(int(bar.n) + whole, b.trainer.max_epochs), b.trainer.max_epochs,
+                                         into - (whole - 1)), refresh=True)
+
+    def unit_done(self, u: int, state) -> None:
+        bar = self.bars.pop(u, None)
+        if bar is not None:
+            bar.close()
+        self.into.pop(u, None)
+
+    def group_done(self, g: int, result) -> None:
+        if self.observer is not None:
+            self.observer.group_done(g, result)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+def within_epoch(line: str, epoch: int, of: int, share: float) -> str:
+    """``line`` with where a long epoch is: ``epoch 6 of 10, 42%``."""
+    where = f"epoch {epoch} of {of}, {100 * share:.0f}%"
+    return f"{line} | {where}" if line else where
+
+
+def run_groups(specs: Sequence[GroupSpec], *, progress: bool = True, observer=None, store=None,
+               policy: Optional[Policy] = None) -> list[GroupResult]:
+    """Every group of ``specs`` through the run loop, one after another (a sweep), wave by wave;
+    ``store``: a :class:`jaxlabs.store.RunStore` to resume from and save to between chunks."""
+    run = Run(specs, policy or SweepPolicy())
+    display = WaveBars(run, progress, observer)
+    run.hooks = display.hooks(save=(lambda state, force=False: store.save(state, run, force)) if store is not None
+                              else (lambda state, force=False: None))
+    try:
+        state = store.restore(run) if store is not None and store.saved is not None else None
+        state = run.initial() if state is None else state
+        state = run.go(state)
+    finally:
+        display.close()
+    return [run.result(state, g) for g in range(len(specs))]
 
 
 def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[str, Sequence[float]],
               *, options: EngineOptions = EngineOptions(), static: dict | None = None,
               labels: Sequence[str] | None = None, progress: bool = True, desc: str = "",
-              plan_key: str | None = None, checkpoint=None, observer=None) -> GroupResult:
+              plan_key: str | None = None, store=None, observer=None) -> GroupResult:
     """Train ``len(seeds)`` members (member i: seed ``seeds[i]``, hyperparameters
     ``hparams[name][i]``, setting ``labels[i]``) of one static configuration, as ``options`` say
     (:class:`EngineOptions`: plan or auto, memory, compaction, precision, devices, chunk length).
 
     A group that does not fit the memory runs as the fewest waves that do. Every member's results
     are its own whatever the plan, waves, compaction and devices, to float32 rounding (bit for bit
-    under ``map``: see the README's Determinism). ``plan_key``: auto's cache key. ``checkpoint``: a
-    :class:`jaxlabs.checkpoint.GroupCheckpoint`: the group starts from where an earlier run saved it
-    and is checkpointed between chunks. ``observer``: ``observer.chunk(rows, first_epoch, logs,
-    status)`` after every chunk, with this wave's member rows and host values."""
+    under ``map``: see the README's Determinism). ``plan_key``: auto's cache key. ``store``: a
+    :class:`jaxlabs.store.RunStore` (resume from it, save to it between chunks). ``observer``:
+    ``observer.chunk(group, rows, first_epoch, logs, status)`` after every chunk."""
     members = len(seeds)
     if any(len(v) != members for v in hparams.values()):
         raise ValueError("every hyperparameter needs one value per member")
-    # equal chunks that cover max_epochs with the least overshoot: epochs past the budget in the
-    # last chunk are computed (masked) too, so 300 epochs in chunks of 250 would cost 500
-    n_chunks = -(-trainer.max_epochs // max(1, options.chunk_for(100)))
-    chunk = -(-trainer.max_epochs // n_chunks)
-    key_data = np.asarray(member_keys(seeds))  # (members, 2) uint32, on the host
-    hp = {k: np.asarray(v, np.float32) for k, v in hparams.items()}
-    placement = Placement(options.device_list())
-    local = next(d for d in placement.devices if d.process_index == jax.process_index())  # this process's
-    check_data_fits(data, options.memory_limit, local, trainer.data_name)
-    programs_for = PlanPrograms(trainer, placement.shared(data), options.precision, placement,
-                                options.compile_options)  # the data placed once, for every plan
-    programs_for.slice_steps = options.slice_steps
-    t0 = time.perf_counter()
-    saved = checkpoint.position if checkpoint is not None else None  # where an earlier run stopped
-    auto = Auto(trainer, programs_for, options, plan_key, chunk, n_chunks)
-    decision = Decision.start(options.plan)
-    if saved is None and options.plan is None and plan_key and trainer.probe is None:
-        decision = auto.cached() or decision  # decided by an earlier run: sized and run under it
-    if saved is None:
-        size = wave_size(programs_for(decision.plan or VMAP), key_data, hp, chunk, options.memory_limit,
-                         options.max_wave)
-        split = waves(members, size)
-        pieces, finals, epochs_run = [], [], 0
-    else:  # its waves and auto's decision: the rest runs as it would have
-        split = [np.asarray(i, int) for i in saved["waves"]]
-        decision = Decision.from_json(saved["decision"])
-        pieces, finals, epochs_run = checkpoint.earlier_waves()
-    auto.chunks = n_chunks * len(split)
-    probe_s, repacks = 0.0, []
-    for w, idx in enumerate(split):
-        if w < len(pieces):
-            continue  # finished before the checkpoint
-        name = desc or f"{members} members"
-        on = f" on {placement.count} devices" if placement.count > 1 else ""
-        bar = tqdm(total=trainer.max_epochs, unit="epoch", dynamic_ncols=True, leave=True, disable=not progress,
-                   desc=(name if len(split) == 1 else f"{name} wave {w + 1}/{len(split)}") + on)
-
-        def tick(ws, first, done, seconds, idx=idx, bar=bar):
-            tick_bar(bar, trainer, ws, first, done, seconds, converging(hp))
-            if observer is not None:
-                observer.chunk(idx, first, {k: v[:, first:first + done] for k, v in ws.logs.items()},
-                               ws.status[:len(idx)])
-
-        def resume(fresh, bar=bar):
-            ws = checkpoint.restore_wave(fresh, placement)
-            bar.update(min(ws.epoch, trainer.max_epochs))
-            return ws
-
-        def sliced(share, seconds, bar=bar, idx=idx):  # a piece of a long epoch: the bar moves by its share
-            bar.update(share)
-            if trainer.items_per_epoch and seconds > 0 and not bar.disable:  # the wave's members' images
-                rate = share * trainer.items_per_epoch * len(idx) / seconds
-                bar.set_postfix_str(with_rate(getattr(bar, "postfix", None) or "", rate), refresh=False)
-
-        run = WaveRun(trainer, programs_for, options, chunk, decision, auto, tick,
-                      lambda epoch, members, w=w: repacks.append((epoch, w, [int(i) for i in members])),
-                      sliced,
-                      None if checkpoint is None else
-                      lambda ws, d, w=w: checkpoint.save(w, split, d, (pieces, finals, epochs_run), ws))
-        with bar:
-            curves, final, ran, spent = train_wave(run, key_data[idx], rows(hp, idx),
-                                                   resume if saved is not None and w == saved["wave"] else None)
-        decision = run.decision
-        pieces.append(curves)
-        finals.append(final)
-        epochs_run = max(epochs_run, ran)
-        probe_s += spent
-    compile_s = programs_for.compile_s
-    run_s = time.perf_counter() - t0 - compile_s - probe_s
-    # a wave that stopped early holds its members' last values, as one program would have
-    curves = {k: np.concatenate([np.pad(c[k], ((0, 0), (0, epochs_run - c[k].shape[1])), mode="edge")
-                                 for c in pieces]) for k in pieces[0]}
-    final = {k: np.concatenate([f[k] for f in finals]) for k in finals[0]}
-    return GroupResult(
-        static=dict(static or {}), labels=list(labels or [""] * members), seeds=np.asarray(seeds), curves=curves,
-        hparams={k: np.asarray(v, np.float64) for k, v in hparams.items()},  # as given, for records
-        final=final, epochs_run=epochs_run, compile_s=compile_s, run_s=run_s,
-        plan=str(decision.plan or VMAP), plan_source=decision.source or "short group: vmap",
-        probe=decision.probe, waves=[len(i) for i in split], devices=placement.count, data=trainer.data_name,
-        compiled=[(str(p.plan), *c) for p in programs_for.built() for c in p.compiles], repacks=repacks)
+    spec = GroupSpec(dict(static or {}), list(labels or [""] * members), np.asarray(seeds),
+                     {k: np.asarray(v, np.float64) for k, v in hparams.items()}, lambda: (trainer, data), desc,
+                     plan_key, options)
+    return run_groups([spec], progress=progress, observer=observer, store=store)[0]

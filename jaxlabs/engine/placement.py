@@ -70,6 +70,28 @@ class Placement:
         """A member-stacked tree, split over the devices."""
         return self._put(tree, True)
 
+    def from_local(self, tree):
+        """A member-stacked tree from this process's rows of it (all rows on one process), split
+        over the devices as :meth:`members` splits a whole one."""
+        if jax.process_count() == 1:
+            return self.members(tree)
+        sharding = self.sharding(True)
+        local = [i for i, d in enumerate(self.devices) if d.process_index == jax.process_index()]
+
+        def build(x):
+            x = np.asarray(x)
+            per = x.shape[0] // len(local)  # rows per device
+            start = {d: k * per for k, d in enumerate(local)}  # device position -> its first local row
+            shape = (per * self.count, *x.shape[1:])
+
+            def block(index):
+                first = index[0].start or 0
+                return x[start[first // per]:start[first // per] + per][(slice(None), *index[1:])]
+
+            return jax.make_array_from_callback(shape, sharding, block)
+
+        return jax.tree.map(build, tree)
+
     def shared(self, tree):
         """A tree every member sees (the data, the epoch), on every device."""
         return self._put(tree, False)

@@ -1,10 +1,11 @@
 """One wave of a group: its members from init to finish, a chunk of epochs per device call.
 
-The running wave is one value, :class:`WaveState`; each step of the loop is a small operation on
-it: :func:`after_chunk` (a chunk's host values recorded), :func:`compaction_order` (which members
-the next program holds, in which order), :func:`repacked` (that order taken), :func:`merged`
-(every member's state in wave order, for the finish). The checkpoint saves a WaveState and gives
-one back; nothing else of the loop needs saving.
+The running wave is one value, :class:`WaveState`; each step of the run loop
+(:mod:`jaxlabs.engine.run`) is a small operation on it: :func:`run_chunk` (the next chunk on the
+devices), :func:`after_chunk` (a chunk's host values recorded), :func:`compaction_order` (which
+members the next program holds, in which order), :func:`repacked` (that order taken),
+:func:`stopped` and :func:`copied` (a search's pruning and PBT's copies), :func:`merged` (every
+member's state in wave order, for the finish). The store saves WaveStates as they are.
 """
 from __future__ import annotations
 
@@ -16,13 +17,10 @@ from typing import Any, Callable, Optional
 import jax
 import numpy as np
 
-from jaxlabs.engine.auto import Auto, Decision
-from jaxlabs.engine.memory import bucket, padded, rows
+from jaxlabs.engine.memory import bucket
 from jaxlabs.engine.options import EngineOptions
 from jaxlabs.engine.placement import Placement, members_of, process0
-from jaxlabs.engine.plans import VMAP
-from jaxlabs.engine.programs import PlanPrograms
-from jaxlabs.train import RUNNING, Trainer
+from jaxlabs.train import RUNNING
 
 
 @jax.tree_util.register_dataclass
@@ -45,7 +43,7 @@ class WaveState:
 
     @property
     def layout(self) -> dict:
-        """What a restore needs to know to build this state's shapes (:func:`template`)."""
+        """What a restore needs to know to rebuild this state's structure (:func:`jaxlabs.engine.run.host_like`)."""
         return {"members": members_of(self.state), "compacted": self.full is not None}
 
 
@@ -54,17 +52,6 @@ def fresh(state, real: int, capacity: int, log_names) -> WaveState:
     n = members_of(state)
     return WaveState(state, None, np.arange(n), np.full(n, RUNNING), {},
                      {k: np.full((real, capacity), np.nan, np.float32) for k in log_names}, 0)
-
-
-def template(initial: WaveState, layout: dict, placement: Placement) -> WaveState:
-    """A wave shaped as one saved with ``layout``, from the wave's fresh state (its structure,
-    dtypes and placement), for the checkpoint to restore into."""
-    n = len(initial.order)
-    state = placement.take(initial.state, np.arange(layout["members"]))
-    if not layout["compacted"]:
-        return dataclasses.replace(initial, state=state)
-    held = {k: np.zeros(n, v.dtype) for k, v in initial.logs.items()}
-    return dataclasses.replace(initial, state=state, full=initial.state, held=held)
 
 
 def after_chunk(ws: WaveState, state, logs: dict, status: np.ndarray, length: int) -> WaveState:
@@ -211,75 +198,3 @@ def run_chunk(programs, ws: WaveState, hp, length: int, sliced: Callable[[float,
         last[0] = now
 
     return programs.sliced_chunk(ws.state, hp, ws.epoch, length, steps, piece)
-
-
-@dataclass
-class WaveRun:
-    """What a wave needs from its group: the trainer and its programs, the engine options, the
-    chunk length, the group's decision so far and auto, a progress callback and a checkpoint hook."""
-
-    trainer: Trainer
-    programs_for: PlanPrograms
-    options: EngineOptions
-    chunk: int
-    decision: Decision
-    auto: Auto
-    tick: Callable[[WaveState, int, int, float], None]  # (wave, first epoch of the chunk, epochs in it, seconds)
-    repacked: Callable[[int, np.ndarray], None]  # (epoch, wave indices of the next program's members)
-    sliced: Callable[[float, float], None] = lambda share, seconds: None  # (share of an epoch, seconds) of a piece
-    save: Optional[Callable[[WaveState, Decision], None]] = None  # between chunks
-
-
-def train_wave(run: WaveRun, key_data: np.ndarray, hp: dict,
-               resume: Optional[Callable[[WaveState], WaveState]] = None) -> tuple[dict, dict, int, float]:
-    """One wave's members from init to finish, padded to a multiple of the devices: (curves
-    (members, epochs run), final, epochs run, seconds spent probing); ``run.decision`` is the
-    group's decision after it. ``resume(fresh)``: the wave as a checkpoint saved it."""
-    trainer, placement = run.trainer, run.programs_for.placement
-    real = len(key_data)
-    idx = padded(np.arange(real), placement.count)
-    key_data, hp = placement.members(key_data[idx]), placement.members(rows(hp, idx))
-    state = run.programs_for(run.decision.plan or VMAP).init(key_data, hp)
-    budget = -(-trainer.max_epochs // run.chunk) * run.chunk
-    ws = fresh(state, real, budget, state.last_logs.keys())
-    if resume is not None:
-        ws = resume(ws)
-    sub_hp = hp if ws.full is None else placement.take(hp, ws.active)
-    pending, probe_s = None, 0.0  # pending: the next chunk, already run by auto's probe under its plan
-    if run.decision.plan is None and resume is None and trainer.probe is None:
-        # auto before the first chunk: a run that finds the choice cached trains under it from the
-        # start, as the probing run does (the probe keeps the chosen plan's first chunk)
-        run.decision, probe_s, pending = run.auto.decide(key_data, hp, ws.state, 0, None)
-    while ws.epoch < trainer.max_epochs:
-        pended = pending is not None
-        if pended:
-            (state, logs, chunk_s), pending = pending, None
-        else:
-            compiled, t0 = run.programs_for.compile_s, time.perf_counter()
-            state, logs = run_chunk(run.programs_for(run.decision.plan or VMAP), ws, sub_hp, run.chunk, run.sliced)
-        logs, status = placement.fetch((logs, state.status))  # the one host round trip per chunk
-        if not pended:
-            chunk_s = time.perf_counter() - t0 - (run.programs_for.compile_s - compiled)
-        first = ws.epoch
-        ws = after_chunk(ws, state, logs, np.asarray(status), run.chunk)
-        run.tick(ws, first, min(run.chunk, trainer.max_epochs - first), chunk_s)
-        if not (ws.status == RUNNING).any():
-            break
-        if run.decision.plan is None:  # auto for a trainer with a cheaper version: after a first chunk
-            run.decision, spent, pending = run.auto.decide(key_data, hp, ws.state, ws.epoch, chunk_s)
-            probe_s += spent
-        if pending is None:
-            chunks_left = -(-(trainer.max_epochs - ws.epoch) // run.chunk)
-            order = compaction_order(ws, run.decision.plan or VMAP, placement.count, chunk_s, chunks_left,
-                                     run.options)
-            if order is not None:
-                ws = repacked(ws, order, placement)
-                run.repacked(ws.epoch, ws.active)
-                sub_hp = placement.take(hp, ws.active)
-        if run.save is not None:
-            run.save(ws, run.decision)
-    final = placement.fetch(run.programs_for(run.decision.plan or VMAP).finish(merged(ws, placement), hp))
-    epochs_run = min(ws.epoch, trainer.max_epochs)
-    curves = {k: v[:, :epochs_run] for k, v in ws.logs.items()}
-    return curves, {k: np.asarray(v)[:real] for k, v in final.items()}, epochs_run, probe_s
-

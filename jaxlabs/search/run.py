@@ -23,23 +23,21 @@ import functools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxlabs.engine.group import member_keys
-from jaxlabs.engine.memory import check_data_fits, padded, rows, wave_size
+from jaxlabs.engine.group import within_epoch
 from jaxlabs.engine.options import EngineOptions
-from jaxlabs.engine.placement import Placement, members_of, process0
-from jaxlabs.engine.plans import VMAP
-from jaxlabs.engine.programs import Programs
-from jaxlabs.engine.wave import after_chunk, copied, fresh, merged, repacked, run_chunk, shrunk_order, stopped
+from jaxlabs.engine.placement import members_of, process0
+from jaxlabs.engine.run import Hooks, Policy, Run, on_host, to_devices, to_host
+from jaxlabs.engine.wave import copied, repacked, shrunk_order, stopped
 from jaxlabs.search import decide
 from jaxlabs.search.space import Dimension
-from jaxlabs.sweep import Member, static_groups
-from jaxlabs.train import PRUNED, RUNNING, STATUS_NAMES, Trainer, with_rng_policy
+from jaxlabs.sweep import Member, group_specs, static_groups
+from jaxlabs.train import PRUNED, RUNNING, STATUS_NAMES, with_rng_policy
 
 METHODS = ("halving", "pbt")
 PBT_STREAM = 2  # a member's key's child for its PBT draws (EPOCH_STREAM = 1 orders its data)
@@ -128,119 +126,6 @@ def validation_metric(task, logs: Sequence[str]) -> tuple[str, bool]:
                               f"never ranks on the test split; give it a validation split{fix}")
 
 
-class Population:
-    """One static configuration's members in a search: one program on the devices (its
-    :class:`~jaxlabs.engine.wave.WaveState`), their numbers on the host, and the programs."""
-
-    def __init__(self, trainer: Trainer, data: Any, members: Sequence[Member], options: EngineOptions,
-                 first_chunk: int = 1):
-        placement = Placement(options.device_list())
-        local = next(d for d in placement.devices if d.process_index == jax.process_index())
-        check_data_fits(data, options.memory_limit, local, trainer.data_name)
-        self.trainer, self.placement = trainer, placement
-        self.programs = Programs(trainer, placement.shared(data), options.plan or VMAP, options.precision,
-                                 placement, options.compile_options)
-        self.programs.slice_steps = options.slice_steps
-        real = len(members)
-        self.source = padded(np.arange(real), placement.count)  # program slot -> member (padding: copies of the first)
-        self.keys = np.asarray(member_keys([m.seed for m in members]))[self.source]
-        self.hp = {k: np.asarray([m.hparams[k] for m in members], np.float32)[self.source] for k in members[0].hparams}
-        fits = wave_size(self.programs, self.keys, self.hp, first_chunk, options.memory_limit)
-        if fits < len(self.source):
-            raise SearchError("members", f"{real} members of one static configuration do not fit one program in the "
-                                         f"device's memory (at most {fits} do); give --members {fits} or fewer")
-        state = self.programs.init(placement.members(self.keys), placement.members(self.hp))
-        self.ws = fresh(state, real, trainer.max_epochs, state.last_logs.keys())
-        self.repacks: list[tuple[int, int]] = []  # (epoch, members of the next program)
-        self.program_epochs = 0  # member-epochs the programs ran, frozen and padded members included
-        self.epoch_s = 0.0  # seconds an epoch of the running program took, at the last chunk
-        self._hp_on_device = None
-
-    @property
-    def real(self) -> int:
-        return self.ws.logs[self.trainer.monitor].shape[0]
-
-    @property
-    def running(self) -> bool:
-        return bool((self.ws.status == RUNNING).any())
-
-    def resume(self, ws, hp: dict) -> None:
-        """The population as a checkpoint saved it: its wave and its members' numbers."""
-        self.ws, self.hp, self._hp_on_device = ws, hp, None
-
-    def _hp(self):
-        if self._hp_on_device is None:
-            self._hp_on_device = self.placement.members(rows(self.hp, self.ws.active))
-        return self._hp_on_device
-
-    def advance(self, length: int, sliced) -> float:
-        """The next ``length`` epochs of the running program; its seconds (compile excluded)."""
-        compiled, t0 = self.programs.compile_s, time.perf_counter()
-        state, logs = run_chunk(self.programs, self.ws, self._hp(), length, sliced)
-        logs, status = self.placement.fetch((logs, state.status))
-        self.program_epochs += members_of(state) * length
-        self.ws = after_chunk(self.ws, state, logs, np.asarray(status), length)
-        seconds = time.perf_counter() - t0 - (self.programs.compile_s - compiled)
-        self.epoch_s = seconds / length
-        return seconds
-
-    def hold(self, length: int) -> None:
-        """``length`` epochs of a program none of whose members runs: their last values, held."""
-        ws = self.ws
-        for v in ws.logs.values():
-            v[:, ws.epoch:ws.epoch + length] = v[:, ws.epoch - 1:ws.epoch]
-        self.ws = dataclasses.replace(ws, epoch=ws.epoch + length)
-
-    def slots(self, members: Sequence[int]) -> np.ndarray:
-        """Program slots of ``members`` (member indices), their padding copies included."""
-        return np.flatnonzero(np.isin(self.source, np.asarray(members, int)))
-
-    def prune(self, members: Sequence[int], epochs_left: int, worth_s: float) -> None:
-        """``members`` (still running) stop now as pruned. The program shrinks to a smaller size
-        that fits the running ones when the ``epochs_left`` are worth a compile: at the last
-        chunk's speed they would take more than ``worth_s`` seconds (process 0's estimate; 0:
-        always), as compaction decides (:class:`EngineOptions.compact_worth_s`)."""
-        slots = [s for s in self.slots(members) if self.ws.status[s] == RUNNING]
-        self.ws = stopped(self.ws, np.asarray(slots, int), PRUNED, self.placement)
-        order = shrunk_order(self.ws, self.placement.count)
-        if order is not None and worth_s > 0 and process0([self.epoch_s * epochs_left])[0] <= worth_s:
-            order = None  # the rest is cheaper than compiling a smaller program: the pruned stay, frozen
-        if order is not None:
-            self.ws = repacked(self.ws, order, self.placement)
-            self.repacks.append((self.ws.epoch, len(order)))
-            self._hp_on_device = None
-
-    def exploit(self, parents: dict[int, int], numbers: dict[int, dict[str, float]]) -> None:
-        """Each child (key) takes its parent's state and the new ``numbers``."""
-        if not parents:
-            return
-        children = self.slots(list(parents))
-        self.ws = copied(self.ws, children, np.asarray([parents[int(self.source[c])] for c in children]),
-                         self.placement)
-        for c in children:
-            for k, v in numbers[int(self.source[c])].items():
-                self.hp[k][c] = np.float32(v)
-        self._hp_on_device = None
-
-    def finish(self) -> dict:
-        final = self.placement.fetch(self.programs.finish(merged(self.ws, self.placement),
-                                                          self.placement.members(self.hp)))
-        return {k: np.asarray(v)[:self.real] for k, v in final.items()}
-
-    def scores(self, metric: str, higher: bool) -> np.ndarray:
-        """Each member's standing now: the metric's best value so far where the task keeps its best
-        epoch by it (that epoch's parameters are what the member would be tested with), else its
-        last value."""
-        logs = self.ws.logs[metric][:, :self.ws.epoch]
-        ckpt = self.trainer.checkpoint
-        if ckpt is not None and ckpt.metric == metric:
-            with np.errstate(all="ignore"):
-                clean = np.where(np.isfinite(logs), logs, -np.inf if higher else np.inf)
-                out = clean.max(axis=1) if higher else clean.min(axis=1)
-            return np.where(np.isfinite(out), out, np.nan)
-        return logs[:, -1] if logs.shape[1] else np.full(self.real, np.nan, np.float32)
-
-
 @dataclass
 class SearchResult:
     """A finished search: per member (in sampled order) its first numbers, last numbers, status,
@@ -296,17 +181,229 @@ def _segments(start: int, stop: int, chunk: int, unit: int) -> list[int]:
     return [chunk] * whole + [unit] * (rest // unit)
 
 
+@dataclass(frozen=True)
+class SearchRecord:
+    """The search's record, on the host: who is still in the race, the rungs each member passed (or
+    the exploit steps it lived through), every decision, PBT's copies and the numbers' history."""
+
+    alive: tuple  # (members,) bools: halving's race
+    reached: tuple  # (members,) ints
+    decisions: tuple = ()  # dicts: epoch, members ranked, kept / copied, sizes, seconds
+    lineage: tuple = ()  # dicts: PBT's epoch, member, parent, old / parent's / new numbers, scores
+    history: tuple = ()  # (epoch, name -> (members,) numbers from that epoch on)
+    decided: int = -1  # the last decision point decided
+
+    def to_json(self) -> dict:
+        return {"alive": list(map(bool, self.alive)), "reached": list(map(int, self.reached)),
+                "decisions": list(self.decisions), "lineage": list(self.lineage), "decided": self.decided,
+                "history": [(e, {k: np.asarray(v).tolist() for k, v in h.items()}) for e, h in self.history]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "SearchRecord":
+        return cls(tuple(d["alive"]), tuple(d["reached"]), tuple(d["decisions"]), tuple(d["lineage"]),
+                   tuple((e, {k: np.asarray(v, np.float32) for k, v in h.items()}) for e, h in d["history"]),
+                   d["decided"])
+
+
+class SearchPolicy(Policy):
+    """Successive halving or PBT between chunks (see the module): every unit trains to the next
+    decision point in chunks of two lengths at most (:func:`_segments`), then the members of every
+    unit are ranked together; a unit whose members all stopped holds its values."""
+
+    holds, compacts = True, False
+
+    def __init__(self, options: SearchOptions, stops: list[int], chunk: int, unit: int, index: list[np.ndarray],
+                 metric: str, higher: bool, searched: list, worth_s: float):
+        self.options, self.plan, self.chunk, self.unit = options, stops, chunk, unit
+        self.index, self.metric, self.higher, self.searched, self.worth_s = index, metric, higher, searched, worth_s
+        self.n = sum(len(i) for i in index)
+
+    def first_chunk(self, trainer, options) -> int:
+        return _segments(0, (self.plan or [trainer.max_epochs])[0], self.chunk, self.unit)[0]
+
+    def chunks(self, trainer, options) -> int:
+        return -(-trainer.max_epochs // self.chunk)
+
+    def stops(self, budget: int) -> list[int]:
+        return list(self.plan)
+
+    def lengths(self, built, epoch: int, stop: int) -> list[int]:
+        return _segments(epoch, stop, self.chunk, self.unit)
+
+    def rows(self, unit) -> np.ndarray:
+        """The unit's members as indices of the sampled population."""
+        return self.index[unit.group][np.asarray(unit.members, int)]
+
+    def scores(self, state, run) -> np.ndarray:
+        out = np.full(self.n, np.nan)
+        for unit in state.units:
+            if unit.ws is None:
+                continue  # not started yet in this run
+            out[self.rows(unit)] = unit_scores(unit, run.group(unit.group).trainer, self.metric, self.higher)
+        return out
+
+    def numbers(self, state, run) -> dict:
+        """name -> (members,) each member's numbers now, in sampled order."""
+        out = {}
+        for unit in state.units:
+            hp = unit.hp or {k: v[np.asarray(unit.members, int)] for k, v in run.group(unit.group).hp.items()}
+            for k, v in hp.items():
+                out.setdefault(k, np.zeros(self.n, np.float32))[self.rows(unit)] = v[:len(unit.members)]
+        return out
+
+    def decide(self, state, run):
+        t0 = time.perf_counter()
+        score, record = self.scores(state, run), state.record
+        if self.options.method == "halving":
+            state, made, record = self._halve(state, run, score, record)
+        else:
+            state, made, record = self._exploit(state, run, score, record)
+            record = dataclasses.replace(record, history=record.history + ((state.stop, self.numbers(state, run)),))
+        # the decision's own cost: ranking, draws, pruning, repacking or copying (compiles included)
+        made["seconds"] = round(time.perf_counter() - t0, 4)
+        return dataclasses.replace(state, record=dataclasses.replace(record, decisions=record.decisions + (made,)))
+
+    def _halve(self, state, run, score, record):
+        """A rung: the best 1/eta of the members in the race go on, the others still running are pruned."""
+        alive = np.asarray(record.alive, bool)
+        keep = process0(decide.survivors(score, alive, self.options.eta, self.higher).astype(np.float32)) > 0.5
+        out = alive & ~keep
+        reached = np.asarray(record.reached, int) + keep
+        budget = run.budget()
+        for u, unit in enumerate(state.units):
+            state = state.replace_unit(u, self._prune(run, u, unit, np.flatnonzero(out[self.rows(unit)]),
+                                                      budget - state.stop, state.logs[unit.group]))
+        made = {"epoch": state.stop, "entered": int(alive.sum()), "kept": [int(i) for i in np.flatnonzero(keep)],
+                "sizes": [members_of(u.ws.state) for u in state.units]}
+        return state, made, dataclasses.replace(record, alive=tuple(alive & keep), reached=tuple(reached))
+
+    def _prune(self, run, u: int, unit, members: np.ndarray, epochs_left: int, log):
+        """``members`` (positions in the unit, still running) stop now as pruned. The program shrinks
+        to a smaller size that fits the running ones when the ``epochs_left`` are worth a compile:
+        at the last chunk's speed they would take more than ``worth_s`` seconds (process 0's
+        estimate; 0: always), as compaction decides (:class:`EngineOptions.compact_worth_s`)."""
+        placement = run.group(unit.group).placement
+        parked = on_host(unit.ws.state)  # another wave of its group trains next: it goes back to the host
+        ws = to_devices(unit.ws, placement) if parked else unit.ws
+        slots = [s for s in np.flatnonzero(np.isin(np.asarray(unit.slots), members)) if ws.status[s] == RUNNING]
+        ws = stopped(ws, np.asarray(slots, int), PRUNED, placement)
+        order = shrunk_order(ws, placement.count)
+        if order is not None and self.worth_s > 0 and \
+                process0([run.epoch_s.get(u, 0.0) * epochs_left])[0] <= self.worth_s:
+            order = None  # the rest is cheaper than compiling a smaller program: the pruned stay, frozen
+        if order is not None:
+            ws = repacked(ws, order, placement)
+            log.repacks.append((ws.epoch, len(order)))
+        return dataclasses.replace(unit, ws=to_host(ws) if parked else ws)
+
+    def _exploit(self, state, run, score, record):
+        """PBT within each static configuration: the bottom quantile copy the top, then explore."""
+        copies, lineage = [], list(record.lineage)
+        for u, unit in enumerate(state.units):
+            b, idx = run.group(unit.group), self.rows(unit)
+            keys = b.key_data[np.asarray(unit.members, int)]
+            local = process0(_draws(keys, state.stop, 1 + 3 * len(self.searched)))
+            parents = decide.pbt_parents(score[idx], self.higher, self.options.quantile, local[:, 0])
+            hp = {k: np.array(v) for k, v in unit.hp.items()}
+            numbers = {}
+            for c, par in parents.items():
+                old = {d.name: float(hp[d.name][c]) for d in self.searched}
+                inherited = {d.name: float(hp[d.name][par]) for d in self.searched}
+                new = {}
+                for j, d in enumerate(self.searched):
+                    x = local[c, 1 + 3 * j:4 + 3 * j]
+                    new[d.name] = float(np.float32(decide.explore(float(hp[d.name][par]), d, x[0] < self.options.resample,
+                                                                  x[1] < 0.5, x[2])))
+                numbers[c] = new
+                lineage.append({"epoch": state.stop, "member": int(idx[c]), "parent": int(idx[par]), "old": old,
+                                "parent_numbers": inherited, "new": new,
+                                "score": float(score[idx[c]]), "parent_score": float(score[idx[par]])})
+                copies.append([int(idx[c]), int(idx[par])])
+            if parents:
+                source = np.asarray(unit.slots, int)  # program slot -> position in the unit
+                children = np.flatnonzero(np.isin(source, list(parents)))
+                ws = copied(unit.ws, children, np.asarray([parents[int(source[c])] for c in children]), b.placement)
+                for c in children:
+                    for k, v in numbers[int(source[c])].items():
+                        hp[k][c] = np.float32(v)
+                state = state.replace_unit(u, dataclasses.replace(unit, ws=ws, hp=hp))
+        reached = tuple(int(r) + 1 for r in record.reached)
+        return state, {"epoch": state.stop, "copies": copies}, dataclasses.replace(record, lineage=tuple(lineage),
+                                                                                    reached=reached)
+
+
+def unit_scores(unit, trainer, metric: str, higher: bool) -> np.ndarray:
+    """Each member's standing now: the metric's best value so far where the task keeps its best
+    epoch by it (that epoch's parameters are what the member would be tested with), else its last value."""
+    ws = unit.ws
+    logs = ws.logs[metric][:, :ws.epoch]
+    ckpt = trainer.checkpoint
+    if ckpt is not None and ckpt.metric == metric:
+        with np.errstate(all="ignore"):
+            clean = np.where(np.isfinite(logs), logs, -np.inf if higher else np.inf)
+            out = clean.max(axis=1) if higher else clean.min(axis=1)
+        return np.where(np.isfinite(out), out, np.nan)
+    return logs[:, -1] if logs.shape[1] else np.full(len(unit.members), np.nan, np.float32)
+
+
+class SearchBar:
+    """A search's display: one bar for the whole population, in whole epochs (the slowest unit
+    still training), with how many members run and the best validation metric; the TensorBoard
+    observer told of every chunk and every finished group."""
+
+    def __init__(self, policy: SearchPolicy, total: int, progress: bool, desc: str, observer=None):
+        self.policy, self.observer = policy, observer
+        self.bar = tqdm(total=total, unit="epoch", dynamic_ncols=True, disable=not progress, desc=desc)
+        self.state = None
+        self.into = 0.0
+
+    def hooks(self, run, save) -> Hooks:
+        def chunk(u, state, first, done, seconds):
+            self.state, self.into = state, 0.0
+            epochs = [x.ws.epoch for x in state.units if x.ws is not None and (x.ws.status == RUNNING).any()]
+            self.bar.n = min(min(epochs) if epochs else max(x.ws.epoch for x in state.units if x.ws is not None),
+                             self.bar.total)
+            running = sum(int((x.ws.status[:len(x.members)] == RUNNING).sum()) for x in state.units if x.ws is not None)
+            score = self.policy.scores(state, run)
+            top = decide.ranking(score, self.policy.higher)[0]
+            self.bar.set_postfix_str(f"{running}/{self.policy.n} running | best {self.policy.metric} {score[top]:.4g}",
+                                     refresh=False)
+            self.bar.refresh()
+            unit = state.units[u]
+            if self.observer is not None:
+                self.observer.chunk(unit.group, np.asarray(unit.members, int), first,
+                                    {k: v[:, first:first + done] for k, v in unit.ws.logs.items()},
+                                    unit.ws.status[:len(unit.members)])
+
+        def sliced(u, share, seconds):  # within a long epoch: where it is, the count stays whole
+            self.into += share
+            line = (getattr(self.bar, "postfix", None) or "").split(" | epoch ")[0]
+            whole = max(math.ceil(self.into - 1e-9), 1)  # the epoch the pieces are in, past the bar's count
+            self.bar.set_postfix_str(within_epoch(line, min(int(self.bar.n) + whole, self.bar.total), self.bar.total,
+                                                  self.into - (whole - 1)), refresh=True)
+
+        def group_done(g, result):
+            if self.observer is not None:
+                self.observer.group_done(g, result)
+
+        return Hooks(chunk=chunk, sliced=sliced, group_done=group_done, save=save)
+
+
 def run_search(task, members: Sequence[Member], space: Sequence[Dimension], options: SearchOptions, *,
-               engine: EngineOptions = EngineOptions(), checkpoint=None, progress: bool = True,
-               name: str = "") -> SearchResult:
+               engine: EngineOptions = EngineOptions(), store=None, progress: bool = True,
+               name: str = "", observer=None) -> SearchResult:
     """Train ``members`` (:func:`jaxlabs.search.space.population`) as a search: see the module.
-    ``checkpoint``: a :class:`SearchCheckpoint` (resume from it, save to it between chunks)."""
+    ``store``: a :class:`jaxlabs.store.RunStore` (resume from it, save to it between chunks);
+    ``observer``: a TensorBoard log (:class:`jaxlabs.tensorboard.TensorBoardLog`), as a sweep's."""
     t0 = time.perf_counter()
     groups = static_groups(members)
     where = {id(m): i for i, m in enumerate(members)}
     index = [np.asarray([where[id(m)] for m in g], int) for g in groups]
-    built = [task.build(g[0].static) for g in groups]
-    budgets = {t.max_epochs for t, _ in built}
+    specs = group_specs(task, members, name=name, engine=engine)
+    for spec in specs:
+        spec.plan_key = None if engine.plan is not None else spec.plan_key
+    run = Run(specs, Policy())
+    budgets = {run.group(g).trainer.max_epochs for g in range(len(specs))}
     if len(budgets) > 1:
         raise SearchError("epochs", f"every member of a search trains for the same budget; got {sorted(budgets)} "
                                     "epochs: give --epochs one value")
@@ -315,115 +412,51 @@ def run_search(task, members: Sequence[Member], space: Sequence[Dimension], opti
     plan = options.decisions(epochs, len(members))
     chunk = engine.chunk or task.chunk
     unit = math.gcd(chunk, epochs, *plan)
-    first = _segments(0, (plan or [epochs])[0], chunk, unit)[0]  # the memory check compiles the first chunk's program
-    pops = [Population(t, d, g, engine, first) for (t, d), g in zip(built, groups)]
-    metric, higher = validation_metric(task, list(pops[0].ws.logs))
+    metric, higher = validation_metric(task, run.group(0).log_names())
     searched = [d for d in space if d.varies and d.option.traced]
+    policy = SearchPolicy(options, plan, chunk, unit, index, metric, higher, searched,
+                          engine.compact_worth_s if engine.compaction else float("inf"))
+    run.policy = policy
+    for b in run.built.values():  # built before the policy was known: its chunk lengths are the policy's
+        b.chunk, b.n_chunks = policy.first_chunk(b.trainer, engine), policy.chunks(b.trainer, engine)
+        b.auto.chunk, b.auto.chunks = b.chunk, b.n_chunks
     n = len(members)
-    alive = np.ones(n, bool)  # halving: still in the race
-    reached = np.zeros(n, int)
-    decisions_made: list[dict] = []
-    lineage: list[dict] = []
-    order = np.argsort(np.concatenate(index))  # the populations' members, concatenated -> sampled order
-
-    def in_order(per_pop) -> dict:
-        """name -> (members,) in sampled order, from each population's name -> (its members,) values."""
-        parts = list(per_pop)
-        return {k: np.concatenate([part[k] for part in parts])[order] for k in parts[0]}
-
-    def numbers_now() -> dict:
-        return in_order({k: v[:p.real] for k, v in p.hp.items()} for p in pops)
-
-    history = [(0, numbers_now())]
-    if checkpoint is not None and checkpoint.position is not None:
-        saved = checkpoint.restore(pops)
-        alive, reached = np.asarray(saved["alive"], bool), np.asarray(saved["reached"], int)
-        decisions_made, lineage = saved["decisions"], saved["lineage"]
-        history = [(e, {k: np.asarray(v, np.float32) for k, v in h.items()}) for e, h in saved["history"]]
-        for p, r, pe in zip(pops, saved["repacks"], saved["program_epochs"]):
-            p.repacks, p.program_epochs = [tuple(x) for x in r], pe
-    epoch = pops[0].ws.epoch
-    bar = tqdm(total=epochs, initial=epoch, unit="epoch", dynamic_ncols=True, disable=not progress,
-               desc=f"{name or task.name} {options.method} ({n} members)")
-
-    def sliced(share, seconds):
-        bar.update(share / max(1, sum(p.running for p in pops)))
-
-    def scores_now() -> np.ndarray:
-        out = np.full(n, np.nan)
-        for p, idx in zip(pops, index):
-            out[idx] = p.scores(metric, higher)
-        return out
-
-    with bar:
-        for stop in [d for d in plan if d > epoch] + [epochs]:
-            for length in _segments(epoch, stop, chunk, unit):
-                for p in pops:
-                    if p.running:
-                        p.advance(length, sliced)
-                    else:  # nothing left to train: its members hold their values
-                        p.hold(length)
-                epoch += length
-                bar.n = epoch
-                running = sum(int((p.ws.status[:p.real] == RUNNING).sum()) for p in pops)
-                score = scores_now()
-                top = decide.ranking(score, higher)[0]
-                bar.set_postfix_str(f"{running}/{n} running | best {metric} {score[top]:.4g}", refresh=False)
-                bar.refresh()
-                if epoch == stop and stop < epochs:
-                    t_decide = time.perf_counter()
-                    if options.method == "halving":
-                        made = _halve(pops, index, score, alive, reached, options.eta, higher, epoch, epochs - epoch,
-                                      engine.compact_worth_s if engine.compaction else float("inf"))
-                    else:
-                        made = _exploit(pops, index, score, higher, options, searched, epoch, lineage, reached)
-                        history.append((epoch, numbers_now()))
-                    # the decision's own cost: ranking, draws, pruning, repacking or copying (compiles included)
-                    made["seconds"] = round(time.perf_counter() - t_decide, 4)
-                    decisions_made.append(made)
-                if checkpoint is not None and epoch < epochs:
-                    checkpoint.save(pops, {"alive": alive.tolist(), "reached": reached.tolist(),
-                                           "decisions": decisions_made, "lineage": lineage,
-                                           "history": [(e, {k: v.tolist() for k, v in h.items()}) for e, h in history],
-                                           "repacks": [p.repacks for p in pops],
-                                           "program_epochs": [p.program_epochs for p in pops]}, epoch)
-                if not any(p.running for p in pops):
-                    break
-            if not any(p.running for p in pops):
-                break
-    final = in_order(p.finish() for p in pops)
-    ran = max(p.ws.epoch for p in pops)
-    curves = in_order({k: np.pad(v[:, :p.ws.epoch], ((0, 0), (0, ran - p.ws.epoch)), mode="edge")
-                       for k, v in p.ws.logs.items()} for p in pops)
-    numbers = numbers_now()
+    bar = SearchBar(policy, epochs, progress, f"{name or task.name} {options.method} ({n} members)", observer)
+    run.hooks = bar.hooks(run, (lambda state, force=False: store.save(state, run, force)) if store is not None
+                          else (lambda state, force=False: None))
+    with bar.bar:
+        state = store.restore(run) if store is not None and store.saved is not None else None
+        if state is None:
+            state = run.initial(SearchRecord(tuple([True] * n), tuple([0] * n)))
+            state = dataclasses.replace(state, record=dataclasses.replace(
+                state.record, history=((0, policy.numbers(state, run)),)))
+        if options.method == "pbt" and any(run.shares_group(state, u) for u in range(len(state.units))):
+            raise SearchError("members", f"PBT copies states within one program, and {n} members of one static "
+                                         "configuration do not fit one in the device's memory; give fewer --members")
+        bar.bar.n = min(x.ws.epoch for x in state.units) if all(x.ws is not None for x in state.units) else 0
+        state = run.go(state)
+        bar.bar.n = max(u.curves[metric].shape[1] for u in state.units)
+        bar.bar.refresh()
+    record = state.record
+    order = np.argsort(np.concatenate([policy.rows(u) for u in state.units]))
+    final = {k: np.concatenate([u.final[k] for u in state.units])[order] for k in state.units[0].final}
+    ran = max(u.curves[metric].shape[1] for u in state.units)
+    curves = {k: np.concatenate([np.pad(u.curves[k], ((0, 0), (0, ran - u.curves[k].shape[1])), mode="edge")
+                                 for u in state.units])[order] for k in state.units[0].curves}
+    numbers = policy.numbers(state, run)
+    alive = np.asarray(record.alive, bool)
     scored = final[metric] if metric in final else curves[metric][:, -1]
-    if options.method == "halving":
-        finalists = np.flatnonzero(alive)
-    else:
-        finalists = np.arange(n)
+    finalists = np.flatnonzero(alive) if options.method == "halving" else np.arange(n)
     best = decide.best(scored, finalists, higher)
     return SearchResult(
         task=task.name, method=options.method, options=options, space=list(space), metric=metric, higher=higher,
-        members=list(members), numbers=numbers, curves=curves, final=final, reached=reached,
-        decisions=decisions_made, lineage=lineage, history=history, best=best, epochs=epochs,
-        wall_s=time.perf_counter() - t0, compile_s=sum(p.programs.compile_s for p in pops),
-        program_epochs=sum(p.program_epochs for p in pops),
-        groups=[{"static": g[0].static, "members": len(g), "repacks": p.repacks,
-                 "compiled": [list(c) for c in p.programs.compiles]} for g, p in zip(groups, pops)],
-        data=built[0][0].data_name)
-
-
-def _halve(pops, index, score, alive, reached, eta, higher, epoch, epochs_left, worth_s) -> dict:
-    """A rung: the best 1/eta of the members in the race go on, the others still running are pruned."""
-    keep = process0(decide.survivors(score, alive, eta, higher).astype(np.float32)) > 0.5
-    out = alive & ~keep
-    reached[keep] += 1
-    for p, idx in zip(pops, index):
-        p.prune(np.flatnonzero(out[idx]), epochs_left, worth_s)
-    entered = int(alive.sum())
-    alive &= keep
-    return {"epoch": epoch, "entered": entered, "kept": [int(i) for i in np.flatnonzero(keep)],
-            "sizes": [members_of(p.ws.state) for p in pops]}
+        members=list(members), numbers=numbers, curves=curves, final=final, reached=np.asarray(record.reached, int),
+        decisions=list(record.decisions), lineage=list(record.lineage), history=list(record.history), best=best,
+        epochs=epochs, wall_s=time.perf_counter() - t0, compile_s=sum(log.compile_s for log in state.logs),
+        program_epochs=sum(log.program_epochs for log in state.logs),
+        groups=[{"static": g[0].static, "members": len(g), "repacks": [tuple(r) for r in log.repacks],
+                 "compiled": [list(c[1:]) for c in log.compiled]} for g, log in zip(groups, state.logs)],
+        data=state.logs[0].data)
 
 
 def _draws(keys: np.ndarray, epoch: int, count: int) -> np.ndarray:
@@ -439,29 +472,3 @@ def _draws_program(keys, epoch, count: int):
         return jax.random.uniform(key, (count,))
 
     return jax.vmap(one)(keys)
-
-
-def _exploit(pops, index, score, higher, options: SearchOptions, searched, epoch, lineage, reached) -> dict:
-    """PBT within each static configuration: the bottom quantile copy the top, then explore."""
-    copies = []
-    reached += 1
-    for p, idx in zip(pops, index):
-        draws = _draws(p.keys[:p.real], epoch, 1 + 3 * len(searched))
-        local = process0(draws)
-        parents = decide.pbt_parents(score[idx], higher, options.quantile, local[:, 0])
-        numbers = {}
-        for c, par in parents.items():
-            old = {d.name: float(p.hp[d.name][c]) for d in searched}
-            inherited = {d.name: float(p.hp[d.name][par]) for d in searched}
-            new = {}
-            for j, d in enumerate(searched):
-                u = local[c, 1 + 3 * j:4 + 3 * j]
-                new[d.name] = float(np.float32(decide.explore(float(p.hp[d.name][par]), d, u[0] < options.resample,
-                                                              u[1] < 0.5, u[2])))
-            numbers[c] = new
-            lineage.append({"epoch": epoch, "member": int(idx[c]), "parent": int(idx[par]), "old": old,
-                            "parent_numbers": inherited, "new": new,
-                            "score": float(score[idx[c]]), "parent_score": float(score[idx[par]])})
-            copies.append([int(idx[c]), int(idx[par])])
-        p.exploit(parents, numbers)
-    return {"epoch": epoch, "copies": copies}
