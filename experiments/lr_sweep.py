@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, add_tensorboard_flag, durable,
-                         engine_error, engine_options, fail, output_lock, int_at_least, interrupted, is_writer,
+                         engine_options, fail, output_lock, int_at_least, is_writer, one_line_errors,
                          parse_task_args, plan_line, positive_float_list, start_processes, task_parser)
 from jaxlabs.options import OptionError
 
@@ -103,20 +103,11 @@ def main(argv=None) -> int:
         print(f"{task.description}\n{' '.join(f'{k}={v}' for k, v in static.items())}\n{len(lrs)} learning rates x "
               f"{len(seeds)} seeds = {len(lrs) * len(seeds)} members; up to {static['epochs']} epochs")
         t0 = time.perf_counter()
-        try:
-            with durable(args):
-                r = run_study(study, seeds, out, progress=not args.no_progress, engine=engine,
-                              command=" ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
-                              checkpoint_every=args.checkpoint_every, fresh=args.fresh,
-                              tensorboard=Path(out) / "tensorboard" if args.tensorboard else None)
-        except KeyboardInterrupt as e:
-            return interrupted(PROG, e)
-        except MemoryError as e:  # one member does not fit the memory limit
-            engine_error(PROG, e)
-        except (ValueError, FileNotFoundError) as e:  # e.g. a dataset that is not on this machine
-            fail(PROG, str(e))
-        except OSError as e:  # a full disk or lost permission while writing the results
-            fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
+        with one_line_errors(PROG, out), durable(args):
+            r = run_study(study, seeds, out, progress=not args.no_progress, engine=engine,
+                          command=" ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
+                          checkpoint_every=args.checkpoint_every, fresh=args.fresh,
+                          tensorboard=Path(out) / "tensorboard" if args.tensorboard else None)
         checkpoint.clear(out)
         if not is_writer():
             plans = "; ".join(plan_line(g) for g in r["timing"])

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, add_tensorboard_flag, durable,
-                         engine_error, engine_options, fail, output_lock, int_at_least, interrupted, is_writer,
-                         plan_line, start_processes)
+                         engine_options, fail, output_lock, int_at_least, is_writer, one_line_errors, plan_line,
+                         start_processes)
 
 PROG = "python -m experiments.reproduce"
 
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
             write_index([], [], Path(out))  # every folder is an earlier run: listed with its command
             print(f"\nindex: {out}/index.md ({rewritten} report{'' if rewritten == 1 else 's'} rewritten)")
             return 0
-        try:  # Ctrl-C between two studies too: one line, exit 130
+        with one_line_errors(PROG, out):  # Ctrl-C between two studies too: one line, exit 130
             for study in studies:
                 ran = ran_line(study, {s.label for s in chosen_settings(study, args.setting, args.quick)})
                 print(f"\n== {study.key}: {study.title} ({ran} x {len(seeds)} seeds)")
@@ -134,21 +134,17 @@ def main(argv=None) -> int:
                                       checkpoint_every=args.checkpoint_every, fresh=args.fresh,
                                       settings=args.setting,
                                       tensorboard=out / "tensorboard" if args.tensorboard else None)
-                except KeyboardInterrupt as e:
-                    return interrupted(PROG, e)
-                except (CheckpointMismatch, CheckpointDamaged) as e:  # never skipped, never mixed
-                    fail(PROG, str(e))
+                except (CheckpointMismatch, CheckpointDamaged):  # never skipped, never mixed
+                    raise
                 except (DatasetNotFoundError, ValueError) as e:  # data missing or broken: skipped among several
                     if len(studies) == 1:
-                        fail(PROG, str(e))
+                        raise
                     skipped.append((study.key, str(e)))
                     print(f"   skipped: {e}")
                     continue
                 except MemoryError as e:  # one member does not fit: nothing of this study can run
                     e.args = (f"{study.key}: {e}",)
-                    engine_error(PROG, e)
-                except OSError as e:  # a full disk or lost permission while writing the results
-                    fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
+                    raise
                 results.append(r)
                 if not is_writer():
                     continue
@@ -159,8 +155,6 @@ def main(argv=None) -> int:
                 write_index(results, skipped, Path(out))  # with the studies run into this folder before
             for study in studies:  # all done: a later run of this command starts afresh
                 checkpoint.clear(out / study.key)
-        except KeyboardInterrupt as e:
-            return interrupted(PROG, e)
         print(f"\nindex: {out}/index.md, index.html ({len(results)} studies run, {len(skipped)} skipped)"
           + (f"; TensorBoard: tensorboard --logdir {out}/tensorboard" if args.tensorboard else ""))
         return 0

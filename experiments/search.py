@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, durable, engine_error,
-                         engine_options, fail, int_at_least, interrupted, is_writer, number, output_lock,
+from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, add_tensorboard_flag, durable,
+                         engine_options, fail, int_at_least, is_writer, number, one_line_errors, output_lock,
                          parse_task_args, start_processes, task_parser)
 
 PROG = "python -m experiments.search"
@@ -63,10 +63,11 @@ def build_parser(task) -> ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>-search-<method>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_engine_flags(p, plan_help="how a program's members share the device: vmap, map or hybrid:K (auto's probe "
-                                  "assumes a population that does not change; here it means vmap) (default: vmap)")
+    add_engine_flags(p, plan_help="how a program's members share the device: vmap, map, hybrid:K or auto (timed on "
+                                  "each program's first chunk, before any member is pruned) (default: vmap)")
     p.set_defaults(plan="vmap")
     add_durability_flags(p)
+    add_tensorboard_flag(p)
     g = p.add_argument_group(f"options of {task.name} ({task.description}): a value, a list A,B,C, or for a "
                              "traced number a range LOW..HIGH")
     for o in task.options:
@@ -145,10 +146,10 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
 
     from jaxlabs import checkpoint as ckpt
     from jaxlabs.reproduce import publish
-    from jaxlabs.search import SearchError, run_search
+    from jaxlabs.search import run_search
+    from jaxlabs.search.report import cost_line, summary, write_results
     from jaxlabs.search.run import SearchRecord
     from jaxlabs.store import RunStore
-    from jaxlabs.search.report import cost_line, summary, write_results
 
     command = " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     searched = [d for d in space if d.varies]
@@ -174,30 +175,33 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
               f"{'; '.join(f'{d.name} {d.text()}' for d in searched) or 'one point'}; {args.method}"
               + (f"; {', '.join(notes)}" if notes else ""))
         t0 = time.perf_counter()
+        observer = None
+        if args.tensorboard and is_writer():  # one run per member, as a sweep's
+            from jaxlabs.tensorboard import TensorBoardLog
+
+            logs = out / "tensorboard" / f"{task.name}-search-{args.method}"
+            if checkpoint is None or checkpoint.saved is None:  # not resuming: an earlier run's logs go
+                shutil.rmtree(logs, ignore_errors=True)
+            observer = TensorBoardLog(logs, task.higher_is_better)
         try:
-            with durable(args):
+            with one_line_errors(PROG, out, SEARCH_FLAGS), durable(args):
                 result = run_search(task, members, space, options, engine=engine, store=checkpoint,
-                                    progress=not args.no_progress, name=label)
-        except KeyboardInterrupt as e:
-            return interrupted(PROG, e)
-        except SearchError as e:
-            fail(PROG, f"argument {SEARCH_FLAGS.get(e.option, '--' + e.option.replace('_', '-'))}: {e}")
-        except MemoryError as e:
-            engine_error(PROG, e)
-        except (ValueError, FileNotFoundError) as e:
-            fail(PROG, str(e))
+                                    progress=not args.no_progress, name=label, observer=observer)
         finally:
             if checkpoint is not None:
                 checkpoint.close()
+            if observer is not None:
+                observer.close()
         if not is_writer():
             print(f"process {jax.process_index()}: trained its share of the members; process 0 wrote {out}")
             return 0
         staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=out))
         try:
-            figures = write_results(result, task, staging, command)
-        except OSError as e:
+            with one_line_errors(PROG, out):
+                figures = write_results(result, task, staging, command)
+        except SystemExit:
             shutil.rmtree(staging, ignore_errors=True)
-            fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
+            raise
         publish(staging, out)
         if checkpoint is not None:
             checkpoint.finish()
@@ -211,7 +215,8 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
             print(f"its {name} schedule through its copies: " + ", ".join(f"{v:.4g} from epoch {e}" for e, v in track))
         print(f"cost: {cost_line(result)}")
         print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, report.html, results.json, "
-              f"results.csv, curves.npz, {', '.join(figures)}")
+              f"results.csv, curves.npz, {', '.join(figures)}"
+              + (f"; TensorBoard: tensorboard --logdir {out}/tensorboard" if args.tensorboard else ""))
         return 0
 
 

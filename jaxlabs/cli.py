@@ -216,6 +216,29 @@ def output_lock(prog: str, out):
         lock.__exit__(None, None, None)
 
 
+@contextlib.contextmanager
+def one_line_errors(prog: str, out=None, flags: dict | None = None):
+    """While a command trains and writes: the engine's errors as the command's one line and exit
+    code, the same for every command. Ctrl-C: how to go on, exit 130; a search's or an engine
+    option's problem names its flag (``flags``: option -> flag); a member too large for the memory,
+    missing or broken data, a checkpoint of another run or a damaged one, a disk that fills while
+    writing ``out``: exit 2. Nothing already written is lost (the writers write aside and rename)."""
+    from jaxlabs.search.run import SearchError
+
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        raise SystemExit(interrupted(prog, e)) from None
+    except SearchError as e:
+        fail(prog, f"argument {(flags or {}).get(e.option, '--' + e.option.replace('_', '-'))}: {e}")
+    except MemoryError as e:  # one member does not fit the memory limit
+        engine_error(prog, e)
+    except (ValueError, FileNotFoundError) as e:  # e.g. a dataset that is not on this machine
+        fail(prog, str(e))
+    except OSError as e:  # a full disk or lost permission while writing the results
+        fail(prog, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
+
+
 def interrupted(prog: str, e: KeyboardInterrupt) -> int:
     """Ctrl-C: one line on how to go on; exit 130, as a shell reports SIGINT."""
     from jaxlabs.interrupt import Interrupted

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxlabs import interrupt
@@ -95,7 +96,7 @@ class RunStore:
                 return self._open()
             return self._open_together()
         except BaseException:
-            self.close()  # nothing of orbax's may outlive the one-line error
+            self.close(quiet=True)  # nothing of orbax's may outlive the one-line error
             raise
 
     def _open_together(self) -> Optional[str]:
@@ -210,7 +211,7 @@ class RunStore:
 
             if jax.process_index() == 0:
                 self.steps_folder.mkdir(parents=True, exist_ok=True)
-            options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, create=True, enable_async_checkpointing=False)
+            options = ocp.CheckpointManagerOptions(max_to_keep=KEEP, create=True)  # written in the background
             self._manager = ocp.CheckpointManager(self.steps_folder.absolute(), options=options)
         return self._manager
 
@@ -294,15 +295,16 @@ class RunStore:
                     "logs": [None if log is None else log.to_json() for log in state.logs],
                     "record": None if state.record is None else state.record.to_json(), "where": where(state, run)}
         items = {"position": ocp.args.JsonSave(_jsonable(position))}
-        if arrays:
-            items["arrays"] = ocp.args.StandardSave(arrays)
+        if arrays:  # copies: the engine donates the state to its next chunk while orbax writes
+            items["arrays"] = ocp.args.StandardSave({k: jnp.copy(v) if isinstance(v, jax.Array) else np.array(v)
+                                                     for k, v in arrays.items()})
         manager = self._steps_manager(create=True)
         with _quiet_orbax():
             manager.save(self._step, args=ocp.args.Composite(**items), force=True)
-            manager.wait_until_finished()
         self._step += 1
         self._last = time.monotonic()
         if interrupt.requested():
+            manager.wait_until_finished()
             raise Interrupted(f"stopped {self.label} at epoch {position['where'].get('start', 0)}; the checkpoint "
                               f"in {self.folder.parent} resumes it: run the same command again")
 
@@ -320,13 +322,14 @@ class RunStore:
             self._ensure_config()
             _write_json(self.folder / "finished", {"run": self.label})
 
-    def close(self) -> None:
-        """Let a checkpoint being written finish (a run that stops for an error keeps it)."""
+    def close(self, quiet: bool = False) -> None:
+        """Let a checkpoint being written finish (a run that stops for an error keeps it);
+        ``quiet``: whatever orbax raises or logs doing so (the caller reports an error of its own)."""
         if self._manager is not None:
-            with contextlib.suppress(Exception):
-                self._manager.wait_until_finished()
-            self._manager.close()
-            self._manager = None
+            manager, self._manager = self._manager, None
+            with _quiet_orbax(), contextlib.suppress(Exception) if quiet else contextlib.nullcontext():
+                manager.wait_until_finished()
+                manager.close()
 
 
 def key_data(member_state):

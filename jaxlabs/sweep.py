@@ -86,7 +86,7 @@ def static_groups(members: Sequence[Member]) -> list[list[Member]]:
     return list(groups.values())
 
 
-class _GridObserver:
+class GridObserver:
     """A grid observer seen from the run loop: ``chunk`` and ``group_done`` with the group's members."""
 
     def __init__(self, observer, groups: Sequence[Sequence[Member]]):
@@ -129,7 +129,7 @@ def run_grid(task, members: Sequence[Member], *, progress: bool = True, name: st
     groups = static_groups(members)
     specs = group_specs(task, members, name=name, engine=engine)
     results = run_groups(specs, progress=progress, store=store,
-                         observer=None if observer is None else _GridObserver(observer, groups))
+                         observer=None if observer is None else GridObserver(observer, groups))
     return SweepResult(task.name, results)
 
 

@@ -146,6 +146,7 @@ class _Member:
         self.running_before = False  # seen running at the end of a chunk of this process
         self.stopped = False  # its last point is written; later chunks hold its values
         self.deferred = False  # resumed with no earlier logs: written whole at the group's end
+        self.previous: Optional[dict] = None  # each curve's value at the end of the last chunk seen
 
 
 class TensorBoardLog:
@@ -223,12 +224,15 @@ class TensorBoardLog:
             if m.deferred or m.stopped or width <= 0:
                 continue
             curves = {k: np.asarray(v[r, :width], np.float64) for k, v in logs.items()}
+            previous, m.previous = m.previous, {k: v[width - 1] for k, v in curves.items()}
             if int(status[r]) == RUNNING:
                 upto, m.running_before = width - 1, True
             else:  # it stopped: nothing past the first of its held (repeated) values
                 upto = _held_from(curves, width)
                 if upto == 0 and not m.running_before:
                     upto = -1  # stopped before this process's first chunk (a resume): nothing new here
+                if upto == 0 and previous is not None and all(_same(v[0], previous[k]) for k, v in curves.items()):
+                    upto = -1  # stopped between chunks (a search's pruning): held from the chunk before
                 m.stopped = True
             self._write(m, curves, first_epoch, self._points(m, curves, first_epoch, upto, stride, True))
             m.events.flush()

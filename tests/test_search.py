@@ -22,18 +22,22 @@ from experiments import search as search_cmd
 from jaxlabs.store import saved_position
 from jaxlabs.engine.group import member_keys
 from jaxlabs.engine.options import EngineOptions
+from jaxlabs.engine.plans import Plan
 from jaxlabs.options import by_name, static_option, traced_option
 from jaxlabs.search import SearchError, SearchOptions, parse_dimension, population, run_search, sample, search_space
 from jaxlabs.search import decide
-from jaxlabs.search.run import _draws, useful_rungs
+from jaxlabs.search.policies import _draws
+from jaxlabs.search.run import useful_rungs
 from jaxlabs.sweep import Member
 from jaxlabs.tasks.base import Task
 from jaxlabs.train import Trainer
+from tb_read import read_runs
 from test_resume import EVERY, wait_for
 
 TARGET = 0.35
 # the toy's programs take microseconds: shrinking never pays for its compile unless told to
 ALWAYS_SHRINK = EngineOptions(compaction=True, compact_worth_s=0)
+MAP = Plan("map")
 
 
 class Toy(Task):
@@ -162,6 +166,32 @@ def test_halving_prunes_as_worked_out_by_hand_and_the_program_shrinks():
     assert r.member_epochs == 6 * 2 + 2 * 6 + 12 and r.full_epochs == 9 * 12
 
 
+def test_a_population_larger_than_one_program_runs_in_waves_and_decides_as_one_program():
+    """Three waves of three members (as if memory held three): each trains to the rung, parked on
+    the host while the others do; the rung ranks all nine together, as one program's does."""
+    lrs = [0.05, 0.3, 0.9, 0.4, 0.6, 0.2, 0.36, 0.1, 0.5]
+    task, members = toy_members(lrs)
+    options = SearchOptions("halving", eta=3, min_epochs=2)
+    one = run_search(task, members, toy_space(task), options, progress=False, engine=EngineOptions(plan=MAP))
+    waves = run_search(task, members, toy_space(task), options, progress=False,
+                       engine=EngineOptions(plan=MAP, max_wave=3))
+    assert [d["kept"] for d in waves.decisions] == [d["kept"] for d in one.decisions] == [[1, 3, 6], [6]]
+    assert waves.best == one.best == 6 and waves.reached.tolist() == one.reached.tolist()
+    assert [d["sizes"] for d in waves.decisions][0] == [3, 3, 3]  # three programs of three members
+    for part in ("curves", "final"):
+        for k, v in getattr(one, part).items():
+            np.testing.assert_array_equal(getattr(waves, part)[k], v, err_msg=k)
+    assert waves.member_epochs == one.member_epochs
+
+
+def test_pbt_over_waves_is_one_line_naming_the_population():
+    task, members = toy_members([0.1, 0.2, 0.3, 0.4])
+    with pytest.raises(SearchError, match="PBT copies states within one program") as e:
+        run_search(task, members, toy_space(task), SearchOptions("pbt", pbt_every=4), progress=False,
+                   engine=EngineOptions(plan=MAP, max_wave=2))
+    assert e.value.option == "members"
+
+
 def test_a_program_shrinks_again_with_frozen_fillers_from_the_running_program():
     lrs = [0.35 + 0.6 * (1 - i / 81) for i in range(81)]  # the higher the index, the better
     task, members = toy_members(lrs, epochs=30)
@@ -281,6 +311,16 @@ def test_the_command_writes_the_report_the_records_and_the_figures(tmp_path, cap
     assert (out / "search_curves.png").stat().st_size > 10_000 and (out / "report.html").is_file()
     with np.load(out / "curves.npz") as z:
         assert z["curves/val_mse"].shape == (9, 90)
+    # TensorBoard: a run per member, its curve up to its stop, pruned members marked with their rungs
+    runs = read_runs(out / "tensorboard" / "fit-log2cos-search-halving")
+    assert len(runs) == 9
+    by_member = {m["member"]: m for m in res["members"]}
+    for run, data in runs.items():
+        member = next(m for m in by_member.values() if run.endswith(f"seed{m['seed']}"))
+        steps, _ = data["scalars"]["val_mse"]
+        assert steps.max() == member["epochs_trained"], run
+        assert data["scalars"]["final/pruned"][1][-1] == float(member["status"] == "pruned")
+        assert data["scalars"]["final/rungs_passed"][1][-1] == member["rungs_reached"]
 
     pbt = tmp_path / "pbt"
     assert search_cmd.main([*LAB_A, "--epochs", "40", "--members", "8", "--method", "pbt", "--pbt-every", "10",

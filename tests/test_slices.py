@@ -4,11 +4,10 @@ so the progress bar moves within the epoch; the numbers are those of whole epoch
 import numpy as np
 import pytest
 
-from jaxlabs import progress
 import dataclasses
 
 from jaxlabs.engine import group as group_module
-from jaxlabs.engine.group import WaveBars
+from jaxlabs.engine.group import WaveBars, group_result
 from jaxlabs.engine.options import EngineOptions
 from jaxlabs.engine.plans import VMAP, Plan
 from jaxlabs.engine.run import GroupSpec, Run, SweepPolicy
@@ -88,7 +87,7 @@ def test_the_wave_reports_each_piece_and_the_bar_counts_whole_epochs(monkeypatch
 
     run.hooks = dataclasses.replace(hooks, sliced=sliced)
     state = run.go(run.initial())
-    assert run.result(state, 0).epochs_run == 2 and pieces == [0.25] * 8  # four pieces of 5 steps an epoch
+    assert group_result(run, state, 0).epochs_run == 2 and pieces == [0.25] * 8  # four pieces of 5 steps an epoch
     bar = bars[0]
     assert bar.n == 2 and bar.moves == [0, 1, 1]  # whole epochs at each end, nothing in between
     within = [t for t in texts if "epoch " in t]

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxlabs.engine.options import EngineOptions
+from jaxlabs.engine.plans import VMAP
 from jaxlabs.engine.run import GroupSpec, Hooks, Policy, Run, SweepPolicy, member_keys  # noqa: F401 (member_keys: its home)
 from jaxlabs.progress import converging, with_rate
 from jaxlabs.progress import tick as tick_bar
@@ -102,9 +103,9 @@ class WaveBars:
             bar.close()
         self.into.pop(u, None)
 
-    def group_done(self, g: int, result) -> None:
+    def group_done(self, g: int, state) -> None:
         if self.observer is not None:
-            self.observer.group_done(g, result)
+            self.observer.group_done(g, group_result(self.run, state, g))
 
     def close(self) -> None:
         for bar in self.bars.values():
@@ -116,6 +117,28 @@ def within_epoch(line: str, epoch: int, of: int, share: float) -> str:
     """``line`` with where a long epoch is: ``epoch 6 of 10, 42%``."""
     where = f"epoch {epoch} of {of}, {100 * share:.0f}%"
     return f"{line} | {where}" if line else where
+
+
+def group_result(run: Run, state, g: int) -> GroupResult:
+    """Group ``g``'s results (every unit finished) in its members' order."""
+    spec, log = run.specs[g], state.logs[g]
+    units = [x for x in state.units if x.group == g]
+    epochs_run = max(x.curves[next(iter(x.curves))].shape[1] for x in units)
+    # a wave that stopped early holds its members' last values, as one program would have
+    curves = {k: np.concatenate([np.pad(x.curves[k], ((0, 0), (0, epochs_run - x.curves[k].shape[1])), mode="edge")
+                                 for x in units]) for k in units[0].curves}
+    order = np.argsort(np.concatenate([x.members for x in units]))
+    curves = {k: v[order] for k, v in curves.items()}
+    final = {k: np.concatenate([x.final[k] for x in units])[order] for k in units[0].final}
+    decision = log.decision
+    return GroupResult(
+        static=dict(spec.static), labels=list(spec.labels), seeds=np.asarray(spec.seeds), curves=curves,
+        hparams={k: np.asarray(v, np.float64) for k, v in spec.hparams.items()}, final=final,
+        epochs_run=epochs_run, compile_s=log.compile_s, run_s=max(log.busy_s - log.compile_s - log.probe_s, 0.0),
+        plan=str(decision.plan or VMAP), plan_source=decision.source or "short group: vmap", probe=decision.probe,
+        waves=list(log.waves), devices=len(spec.options.device_list()),
+        data=log.data, compiled=list(log.compiled),
+        repacks=list(log.repacks))
 
 
 def run_groups(specs: Sequence[GroupSpec], *, progress: bool = True, observer=None, store=None,
@@ -132,7 +155,7 @@ def run_groups(specs: Sequence[GroupSpec], *, progress: bool = True, observer=No
         state = run.go(state)
     finally:
         display.close()
-    return [run.result(state, g) for g in range(len(specs))]
+    return [group_result(run, state, g) for g in range(len(specs))]
 
 
 def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[str, Sequence[float]],

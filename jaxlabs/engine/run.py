@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 import jax
@@ -37,6 +37,8 @@ from jaxlabs.engine.options import EngineOptions
 from jaxlabs.engine.placement import Placement, members_of
 from jaxlabs.engine.plans import VMAP
 from jaxlabs.engine.programs import PlanPrograms
+from jaxlabs.engine.policy import Policy, SweepPolicy  # noqa: F401 (SweepPolicy: a sweep's, reached from here)
+from jaxlabs.engine.state import GroupLog, RunState, Unit, held, on_host, to_devices, to_host  # noqa: F401 (the loop's state)
 from jaxlabs.engine.wave import WaveState, after_chunk, compaction_order, fresh, merged, repacked, run_chunk
 from jaxlabs.train import RUNNING, Trainer
 
@@ -45,71 +47,6 @@ def member_keys(seeds: Sequence[int]) -> jax.Array:
     """One key per member from its seed alone: members with the same seed and different learning
     rates start from the same initialisation (common random numbers make the comparison sharper)."""
     return jnp.stack([jax.random.key_data(jax.random.key(int(s))) for s in seeds])
-
-
-# ---------------------------------------------------------------------------------- the state
-@dataclass(frozen=True)
-class Unit:
-    """One program's members (a wave of a group): running (``ws``), or finished (``curves``, ``final``)."""
-
-    ws: Optional[WaveState]  # the running wave (on the devices; host arrays while parked); None when not running
-    hp: dict  # name -> (slots,) float32: the numbers of its program slots (padding included), on the host
-    curves: Optional[dict] = None  # once finished: name -> (members, epochs run)
-    final: Optional[dict] = None  # once finished: name -> (members, ...), with "status" and "stop_epoch"
-    group: int = field(default=0, metadata=dict(static=True))
-    members: tuple = field(default=(), metadata=dict(static=True))  # the group's members it holds, in order
-    slots: tuple = field(default=(), metadata=dict(static=True))  # program slot -> position in ``members`` (padded)
-
-    @property
-    def done(self) -> bool:
-        return self.final is not None
-
-    @property
-    def started(self) -> bool:
-        return self.ws is not None or self.done
-
-
-@dataclass
-class GroupLog:
-    """What a group did, on the host: auto's decision, its waves, repacks, compiles and seconds."""
-
-    decision: Decision
-    waves: list  # members per wave
-    repacks: list = field(default_factory=list)  # (epoch, wave, members of the next program in its order)
-    program_epochs: int = 0  # member-epochs its programs ran (frozen and padded members included)
-    compile_s: float = 0.0
-    probe_s: float = 0.0
-    busy_s: float = 0.0  # seconds spent on its units (compile and probe included)
-    compiled: list = field(default_factory=list)  # (plan, program, epochs, members) of every compile
-    data: str = ""  # what the data is (Trainer.data_name)
-
-    def to_json(self) -> dict:
-        return {**{k: getattr(self, k) for k in ("waves", "repacks", "program_epochs", "compile_s", "probe_s",
-                                                 "busy_s", "compiled", "data")}, "decision": self.decision.to_json()}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "GroupLog":
-        return cls(**{**d, "decision": Decision.from_json(d["decision"]),
-                      "repacks": [tuple(r) if len(r) != 3 else (r[0], r[1], list(r[2])) for r in d["repacks"]],
-                      "compiled": [tuple(c) for c in d["compiled"]]})
-
-
-@dataclass(frozen=True)
-class RunState:
-    """A whole run between two chunks: every unit, the decision point they train towards
-    (``stop``), each group's log, and the policy's record (None for a sweep)."""
-
-    units: tuple  # (Unit, ...) in run order: group by group, wave by wave
-    stop: int = field(default=0, metadata=dict(static=True))
-    logs: tuple = field(default=(), metadata=dict(static=True))  # (GroupLog, ...) per group, None before it starts
-    record: Any = field(default=None, metadata=dict(static=True))
-
-    def replace_unit(self, u: int, unit: Unit) -> "RunState":
-        return dataclasses.replace(self, units=self.units[:u] + (unit,) + self.units[u + 1:])
-
-
-jax.tree_util.register_dataclass(Unit)
-jax.tree_util.register_dataclass(RunState)
 
 
 # ---------------------------------------------------------------------------------- the groups
@@ -161,46 +98,13 @@ class Built:
         return list(shapes.last_logs)
 
 
-# ---------------------------------------------------------------------------------- policies
-class Policy:
-    """What a run decides, as pure functions of its state and the host values. The base is a sweep's."""
-
-    holds = False  # a unit whose members all stopped: True holds its values to the next decision point
-    compacts = True  # stopped members are moved / repacked between chunks (EngineOptions.compaction)
-
-    def first_chunk(self, trainer: Trainer, options: EngineOptions) -> int:
-        """The chunk length auto probes with and the memory check sizes."""
-        n = self.chunks(trainer, options)
-        return -(-trainer.max_epochs // n)
-
-    def chunks(self, trainer: Trainer, options: EngineOptions) -> int:
-        # equal chunks that cover max_epochs with the least overshoot: epochs past the budget in the
-        # last chunk are computed (masked) too, so 300 epochs in chunks of 250 would cost 500
-        return -(-trainer.max_epochs // max(1, options.chunk_for(100)))
-
-    def stops(self, budget: int) -> list[int]:
-        """The decision points before the budget."""
-        return []
-
-    def lengths(self, built: Built, epoch: int, stop: int) -> list[int]:
-        """The chunks from ``epoch`` to ``stop``."""
-        return [built.chunk] * -(-(stop - epoch) // built.chunk)
-
-    def decide(self, state: RunState, run: "Run") -> RunState:
-        """The state after the decision point ``state.stop`` (every unit is at that epoch)."""
-        return state
-
-
-SweepPolicy = Policy
-
-
 # ---------------------------------------------------------------------------------- the loop
 @dataclass
 class Hooks:
     """What the caller sees of a run (``u``: a unit's index in ``state.units``): ``start(u, state)``
     when a unit starts or goes on training; ``chunk(u, state, first epoch, epochs done, seconds)``
     after every chunk; ``sliced(u, share of an epoch, seconds)`` after a piece of an epoch;
-    ``unit_done(u, state)``; ``group_done(g, GroupResult)``; ``save(state, force)`` between chunks (force: whether due or not)."""
+    ``unit_done(u, state)``; ``group_done(g, state)`` (every unit of group g finished); ``save(state, force)`` between chunks (force: whether due or not)."""
 
     start: Callable = lambda u, state: None
     chunk: Callable = lambda u, state, first, done, seconds: None
@@ -429,7 +333,7 @@ class Run:
             if b is not None:
                 state.logs[g].data = b.trainer.data_name
                 state.logs[g].compiled = [(str(p.plan), *c) for p in b.programs_for.built() for c in p.compiles]
-            self.hooks.group_done(g, self.result(state, g))
+            self.hooks.group_done(g, state)
             if not self.policy.holds:
                 self.built.pop(g, None)  # its data and programs are no longer needed
                 # a finished group is kept at once (not the last: the results are published next)
@@ -459,42 +363,11 @@ class Run:
         """The run's budget: every group's (a search checks they agree)."""
         return max(self.group(g).trainer.max_epochs for g in range(len(self.specs)))
 
-    def result(self, state: RunState, g: int):
-        """Group ``g``'s results (every unit finished) as a :class:`GroupResult`."""
-        from jaxlabs.engine.group import GroupResult
-
-        spec, log = self.specs[g], state.logs[g]
-        units = [x for x in state.units if x.group == g]
-        epochs_run = max(x.curves[next(iter(x.curves))].shape[1] for x in units)
-        # a wave that stopped early holds its members' last values, as one program would have
-        curves = {k: np.concatenate([np.pad(x.curves[k], ((0, 0), (0, epochs_run - x.curves[k].shape[1])), mode="edge")
-                                     for x in units]) for k in units[0].curves}
-        order = np.argsort(np.concatenate([x.members for x in units]))
-        curves = {k: v[order] for k, v in curves.items()}
-        final = {k: np.concatenate([x.final[k] for x in units])[order] for k in units[0].final}
-        decision = log.decision
-        return GroupResult(
-            static=dict(spec.static), labels=list(spec.labels), seeds=np.asarray(spec.seeds), curves=curves,
-            hparams={k: np.asarray(v, np.float64) for k, v in spec.hparams.items()}, final=final,
-            epochs_run=epochs_run, compile_s=log.compile_s, run_s=max(log.busy_s - log.compile_s - log.probe_s, 0.0),
-            plan=str(decision.plan or VMAP), plan_source=decision.source or "short group: vmap", probe=decision.probe,
-            waves=list(log.waves), devices=len(spec.options.device_list()),
-            data=log.data, compiled=list(log.compiled),
-            repacks=list(log.repacks))
-
-
 FINAL = 0  # the last pass's stop: every unit to its budget
 
 
 def _slot_members(unit: Unit) -> np.ndarray:
     return np.asarray(unit.members, int)[np.asarray(unit.slots, int)]
-
-
-def held(ws: WaveState, length: int) -> WaveState:
-    """``length`` epochs of a program none of whose members runs: their last values, held."""
-    for v in ws.logs.values():
-        v[:, ws.epoch:ws.epoch + length] = v[:, ws.epoch - 1:ws.epoch]
-    return dataclasses.replace(ws, epoch=ws.epoch + length)
 
 
 def _decided(state: RunState) -> bool:
@@ -505,43 +378,6 @@ def _mark_decided(record, stop: int):
     if record is None or not hasattr(record, "decided"):
         return record
     return dataclasses.replace(record, decided=stop)
-
-
-# ---------------------------------------------------------------------------------- host copies
-def on_host(tree) -> bool:
-    return not any(isinstance(x, jax.Array) for x in jax.tree.leaves(tree))
-
-
-def _local(x):
-    """A device array's rows on this process (all of them on one process; typed keys as key data)."""
-    if _is_key(x):
-        x = jax.random.key_data(x)
-    if not isinstance(x, jax.Array):
-        return np.asarray(x)
-    if x.is_fully_addressable:
-        return np.asarray(x)
-    shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
-    return np.concatenate([np.asarray(s.data) for s in shards])
-
-
-def to_host(ws: WaveState) -> WaveState:
-    """The wave with its device arrays as host arrays: this process's members' rows (all of them
-    on one process), typed keys as their key data."""
-    return dataclasses.replace(ws, state=jax.tree.map(_local, ws.state),
-                               full=None if ws.full is None else jax.tree.map(_local, ws.full))
-
-
-def to_devices(ws: WaveState, placement: Placement) -> WaveState:
-    """A wave of host arrays (:func:`to_host`'s) back on the devices, its keys typed again."""
-    def put(tree):
-        placed = placement.from_local(tree)
-        return placed._replace(key=jax.random.wrap_key_data(placed.key))
-
-    return dataclasses.replace(ws, state=put(ws.state), full=None if ws.full is None else put(ws.full))
-
-
-def _is_key(x) -> bool:
-    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def host_like(run: Run, unit: Unit, log: GroupLog, layout: dict) -> WaveState:
