@@ -87,7 +87,7 @@ def nnx_fns(build: Callable[[nnx.Rngs], nnx.Module]) -> ModelFns:
     train_def, streams, _, rest = _split(abstract)
     abstract.eval()
     eval_def = _split(abstract)[0]
-    stream_leaves, stream_tree = jax.tree_util.tree_flatten_with_path(streams.to_pure_dict())
+    stream_leaves, stream_tree = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(streams))
     # each stream's key: the step key folded with a number of its path (stable across runs)
     stream_ids = [zlib.crc32(jax.tree_util.keystr(p).encode()) & 0x7FFFFFFF for p, _ in stream_leaves]
 
@@ -98,14 +98,14 @@ def nnx_fns(build: Callable[[nnx.Rngs], nnx.Module]) -> ModelFns:
 
     def init(key, x):
         _, _, params, state = _split(build(nnx.Rngs(key)))
-        return params.to_pure_dict(), state.to_pure_dict()
+        return nnx.to_pure_dict(params), nnx.to_pure_dict(state)
 
     def apply(params, state, x, key=None):
         training = key is not None
         model = nnx.merge(train_def if training else eval_def,
                           stream_state(key if training else jax.random.key(0)), params, state)
         out = model(x)
-        return out, (_split(model)[3].to_pure_dict() if training else state)
+        return out, nnx.to_pure_dict(_split(model)[3]) if training else state
 
-    stateful = bool(jax.tree.leaves(rest.to_pure_dict()))
+    stateful = bool(jax.tree.leaves(nnx.to_pure_dict(rest)))
     return ModelFns(init, apply, stateful, "nnx", type(abstract).__name__)
