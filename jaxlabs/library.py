@@ -22,13 +22,14 @@ import dataclasses
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from jaxlabs.engine.options import EngineOptions
-from jaxlabs.engine.plans import parse_plan
+from jaxlabs.engine.plans import parse_plan, parse_precision
 from jaxlabs.options import OptionError, by_name
-from jaxlabs.tasks import TASKS, get_task
-from jaxlabs.tasks.base import Task
+
+if TYPE_CHECKING:
+    from jaxlabs.tasks.base import Task
 
 ENGINE_FIELDS = tuple(f.name for f in dataclasses.fields(EngineOptions))
 SEARCH_FIELDS = ("eta", "min_epochs", "rungs", "pbt_every", "quantile", "resample")
@@ -78,6 +79,9 @@ def model(module, *, optimizer, loss, data, epochs: int = 20, batch_size: int = 
 
 def task_of(what) -> Task:
     """A lab's task by name, a Task as it is (``jaxlabs.model``'s among them)."""
+    from jaxlabs.tasks import TASKS, get_task  # here: the labs' modules load sklearn, tfds (`import jaxlabs` stays light)
+    from jaxlabs.tasks.base import Task
+
     if isinstance(what, Task):
         return what
     if isinstance(what, str):
@@ -109,12 +113,18 @@ def split_keywords(task: Task, keywords: dict, extra: Sequence[str] = ()) -> tup
 
 def engine_options(given: dict, default: EngineOptions = EngineOptions()) -> EngineOptions:
     """EngineOptions with ``given`` fields; ``plan`` may be text ("vmap", "map", "hybrid:4", "auto")."""
-    if isinstance(given.get("plan"), str):
-        try:
-            given = {**given, "plan": parse_plan(given["plan"])}
-        except ValueError as e:
-            raise LibraryError(f"plan: {e}") from None
-    return dataclasses.replace(default, **given)
+    for name, parse in (("plan", parse_plan), ("precision", parse_precision)):
+        if isinstance(given.get(name), str):
+            try:
+                given = {**given, name: parse(given[name])}
+            except ValueError as e:
+                raise LibraryError(f"{name}: {e}") from None
+    options = dataclasses.replace(default, **given)
+    try:
+        options.device_list()  # more devices than there are: said now, before anything compiles
+    except ValueError as e:
+        raise LibraryError(f"devices: {e}") from None
+    return options
 
 
 def _values(option, value) -> list:
@@ -170,7 +180,6 @@ def sweep(what, *, seeds: int | Sequence[int] = 3, out=None, progress: bool = Tr
     task = task_of(what)
     options, engine_given, _ = split_keywords(task, axes)
     engine = engine_options(engine_given)
-    engine.device_list()
     seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seeds:
         raise LibraryError("seeds: give a count >= 1 or a list of seeds")
@@ -229,7 +238,6 @@ def search(what, *, members: int = 27, method: str = "halving", seed: int = 0, o
     task = task_of(what)
     given, engine_given, how = split_keywords(task, space, SEARCH_FIELDS)
     engine = engine_options(engine_given)  # a search's default plan: vmap (the population changes)
-    engine.device_list()
     if not isinstance(members, int) or members < 1:
         raise LibraryError(f"members={members!r}: give a population size >= 1")
     dims = search_space(task, given)

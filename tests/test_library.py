@@ -163,6 +163,9 @@ def _bad_cases():
         "a value out of range": (lambda out: jaxlabs.sweep("boston", lr=[0.1, -1.0], out=out), "lr"),
         "unknown method": (lambda out: jaxlabs.search("boston", method="grid", out=out), "unknown search method"),
         "unknown plan": (lambda out: jaxlabs.sweep("boston", plan="fast", out=out), "is not a plan"),
+        "unknown precision": (lambda out: jaxlabs.sweep("boston", precision="fp8", out=out), "is not a precision"),
+        "more devices than there are": (lambda out: jaxlabs.search("boston", devices=64, out=out),
+                                        "64 devices asked for"),
         "two budgets in a search": (lambda out: jaxlabs.search("boston", epochs=[2, 3], out=out), "one budget"),
         "outputs that do not fit": (lambda out: jaxlabs.model(lambda rngs: Tiny(rngs, outputs=2), optimizer=lambda lr:
                                                               optax.sgd(lr), **net),

@@ -273,3 +273,14 @@ def test_an_own_model_that_cannot_train_is_one_line(case, says):
     with pytest.raises(OwnModelError) as info:
         model_task(module, optimizer, cross_entropy, (x, labels))
     assert says in str(info.value) and "\n" not in str(info.value)
+
+
+def test_tasks_never_import_the_runner_or_the_library():
+    import ast
+
+    runner = ("jaxlabs.reproduce", "jaxlabs.library", "jaxlabs.outcomes", "jaxlabs.cli", "experiments")
+    for path in sorted((Path(__file__).resolve().parents[1] / "jaxlabs" / "tasks").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not [m for m in imported if m.startswith(runner)], path.name
