@@ -4,6 +4,11 @@ Both commands come here. ``experiments.reproduce`` runs the reports' studies (th
 ``experiments.lr_sweep`` runs an ad-hoc study, one setting per learning rate (:func:`sweep_study`).
 The members go to :func:`jaxlabs.sweep.run_grid` (one program per static configuration); the
 records, summaries, table, figures and ``report.md`` are the same for both.
+
+Training and writing are two steps: :func:`study_outcome` gathers what a trained grid gives (a
+:class:`StudyOutcome`: the records, summaries, timing), :func:`write_study` writes its files. The
+library's results (:mod:`jaxlabs.outcomes`) write the same files from the same outcome without
+training again.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -31,7 +37,7 @@ from jaxlabs.report import write_report
 from jaxlabs import atomic
 from jaxlabs.results import summarize_setting, write_curves, write_records
 from jaxlabs.studies import Setting, Study
-from jaxlabs.sweep import EngineOptions, Member, SweepResult, run_grid
+from jaxlabs.sweep import EngineOptions, Member, SweepResult, run_grid, static_groups
 from jaxlabs.tensorboard import TensorBoardLog
 from jaxlabs.tasks import get_task
 
@@ -150,6 +156,41 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
         if observer is not None:
             observer.close()
     wall = round(time.perf_counter() - t0, 2)  # as results.json keeps it: a rewritten report reads the same
+    outcome = study_outcome(study, task, seeds, run_settings, members, result, wall, quick, command)
+    if jax.process_index() != 0:  # several processes trained together: process 0 writes
+        return {"study": study.key, "title": study.title, "verdict": None, "wall_s": wall, "out": str(out),
+                "quick": quick, "lines": [], "table": "", "figures": [], "timing": outcome.timing}
+    written = write_study(outcome, out)
+    if checkpoint is not None:
+        checkpoint.finish()
+    return written
+
+
+@dataclass
+class StudyOutcome:
+    """What training a study gave, before anything is written: the engine's result, the members
+    (in the grid's order), the records (one row per member), the per-setting summaries (with
+    median curves) and the metadata ``results.json`` keeps."""
+
+    study: Study
+    task: object
+    seeds: list
+    settings: tuple  # the settings that ran
+    members: list  # jaxlabs.sweep.Member, grid order
+    result: SweepResult
+    records: list
+    summary: dict
+    meta: dict
+
+    @property
+    def timing(self) -> list:
+        return self.meta["timing"]
+
+
+def study_outcome(study: Study, task, seeds: Sequence[int], run_settings: Sequence[Setting],
+                  members: Sequence[Member], result: SweepResult, wall: float, quick: bool = False,
+                  command: str = "") -> StudyOutcome:
+    """The records, summaries and metadata of a trained grid (nothing written)."""
     timing = [{"settings": list(dict.fromkeys(g.labels)), "members": g.members, "epochs_run": g.epochs_run,
                "compile_s": round(g.compile_s, 3), "run_s": round(g.run_s, 3), "plan": g.plan,
                "plan_source": g.plan_source, "probe_s": g.probe, "waves": g.waves, "devices": g.devices}
@@ -166,19 +207,28 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: diverged members
                 summary[label]["curves"] = {k: np.nanmedian(v[labels == label], 0) for k, v in g.curves.items()}
-    if jax.process_index() != 0:  # several processes trained together: process 0 writes
-        return {"study": study.key, "title": study.title, "verdict": None, "wall_s": wall, "out": str(out),
-                "quick": quick, "lines": [], "table": "", "figures": [], "timing": timing}
+    return StudyOutcome(study, task, list(seeds), tuple(run_settings), list(members), result, records, summary, meta)
+
+
+def write_study(outcome: StudyOutcome, out: Path, tensorboard: Path | None = None) -> dict:
+    """Every file of a trained study into ``out``: ``results.json``/``.csv``, ``curves.npz``, the
+    figures, ``report.md``/``.html``; with ``tensorboard``, one TensorBoard run per member in
+    ``tensorboard/<study>/`` (replacing that folder) from the saved curves. Returns what
+    :func:`run_study` returns."""
+    study, task, result, meta = outcome.study, outcome.task, outcome.result, outcome.meta
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     # every file is written aside and moved into ``out`` at the end: a full disk leaves the earlier
     # run's files as they were, and a failure while drawing still keeps the records
     staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=out))
     try:
-        write_records(staging, records, meta)  # first: nothing trained is lost
+        write_records(staging, outcome.records, meta)  # first: nothing trained is lost
         write_curves(staging, result)
         figures = study_figures(study, task, result, staging)
-        verdict, lines, table = write_report(study, task, summary, figures, seeds, wall, quick, staging, command, data,
+        verdict, lines, table = write_report(study, task, outcome.summary, figures, outcome.seeds, meta["wall_s"],
+                                             meta["quick"], staging, meta["command"], meta["data"],
                                              index=_index_link(study))
-        write_records(staging, records, {**meta, "verdict": verdict})
+        write_records(staging, outcome.records, {**meta, "verdict": verdict})
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -186,10 +236,21 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
         publish(staging, out)
         raise
     publish(staging, out)
-    if checkpoint is not None:
-        checkpoint.finish()
-    return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
-            "quick": quick, "lines": lines, "table": table, "figures": figures, "timing": timing}
+    if tensorboard is not None:
+        write_tensorboard(outcome, Path(tensorboard) / study.key)
+    return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": meta["wall_s"], "out": str(out),
+            "quick": meta["quick"], "lines": lines, "table": table, "figures": figures, "timing": outcome.timing}
+
+
+def write_tensorboard(outcome: StudyOutcome, logs: Path) -> None:
+    """The TensorBoard runs a live ``--tensorboard`` run writes, from a finished outcome's curves."""
+    shutil.rmtree(logs, ignore_errors=True)
+    board = TensorBoardLog(logs, outcome.task.higher_is_better)
+    try:
+        for g, (group, saved) in enumerate(zip(static_groups(outcome.members), outcome.result.groups)):
+            board.group_done(g, group, saved)
+    finally:
+        board.close()
 
 
 def publish(staging: Path, out: Path) -> None:

@@ -4,6 +4,7 @@ Regenerate (PyTorch is a development-only dependency; the parity tests only read
 
     pip install torch==2.13.0 && python tests/make_references.py
     python tests/make_references.py --out runs/ref   # into another folder, to compare with tests/reference first
+    python tests/make_references.py --only own_batchnorm   # one file
 
 Everything is seeded and computed on the CPU in float32, into ``tests/reference/*.npz`` (about
 2.1 MB in all; the script refuses to write more than 5 MB). Model weights are PyTorch's default
@@ -34,6 +35,10 @@ state_dict entry, ``grad/NAME`` its gradient):
   ``loss_f64``, the same run in float64 (how far float32 rounding alone moves the curve).
 - batchnorm.npz: BatchNorm2d running statistics over 6 train-mode steps, then eval; and a BatchNorm
   CNN trained 4 SGD steps: running statistics after each, final weights.
+- own_batchnorm.npz: a model of one's own (Linear(4, 8), BatchNorm1d(8), ReLU, Linear(8, 3)) trained
+  by full-batch SGD (lr 0.1, momentum 0.9, cross entropy) for 6 epochs on 24 rows: ``w/*`` its
+  initial weights, x, y, ``loss`` per epoch (before its step), ``running_mean`` / ``running_var``
+  (6, 8) after each epoch, ``final/*`` the weights after the last, ``eval_out`` in eval mode.
 - layers.npz: Conv2d padding (stride 2 on an even input, k=5), and default-init statistics of
   large Linear / Conv2d layers.
 """
@@ -320,6 +325,40 @@ def make_batchnorm():
     save("batchnorm.npz", arrays)
 
 
+OWN_EPOCHS = 6
+
+
+def make_own_batchnorm():
+    rng = np.random.default_rng(11)
+    torch.manual_seed(11)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor(f32(rng.uniform(0.5, 1.5, 8))))
+        model[1].bias.copy_(torch.tensor(f32(rng.uniform(-0.3, 0.3, 8))))
+        for v in model.state_dict().values():
+            if v.is_floating_point():
+                v.copy_(v.half().float())
+    x = f32(rng.normal(1.0, 2.0, size=(24, 4)).astype(np.float16))
+    y = rng.integers(0, 3, size=24)
+    arrays = {**weights(model), "x": x, "y": y}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    losses, means, vars_ = [], [], []
+    model.train()
+    for _ in range(OWN_EPOCHS):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(torch.tensor(x)), torch.tensor(y))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        means.append(model[1].running_mean.numpy().copy())
+        vars_.append(model[1].running_var.numpy().copy())
+    arrays |= {"loss": f32(losses), "running_mean": np.stack(means), "running_var": np.stack(vars_)}
+    arrays.update({"final/" + k: p.detach().numpy().copy() for k, p in model.named_parameters()})
+    model.eval()
+    arrays["eval_out"] = model(torch.tensor(x)).detach().numpy()
+    save("own_batchnorm.npz", arrays)
+
+
 def make_layers():
     rng = np.random.default_rng(9)
     arrays = {}
@@ -344,9 +383,14 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description="Write the PyTorch reference outputs of tests/test_parity.py.")
     p.add_argument("--out", default=OUT, help="folder for the .npz files (default: tests/reference; another "
                    "folder to compare a change with the stored files before replacing them)")
-    OUT = p.parse_args(argv).out
+    p.add_argument("--only", default=None, metavar="NAME", help="write only NAME.npz (e.g. own_batchnorm)")
+    args = p.parse_args(argv)
+    OUT = args.out
     assert torch.__version__.startswith("2.13"), f"references are written with torch 2.13, not {torch.__version__}"
-    for make in (make_mlp, make_cnn, make_resnet, make_losses, make_optim, make_lab_a, make_batchnorm, make_layers):
+    for make in (make_mlp, make_cnn, make_resnet, make_losses, make_optim, make_lab_a, make_batchnorm, make_layers,
+                 make_own_batchnorm):
+        if args.only and make.__name__ != f"make_{args.only}":
+            continue
         make()
         print(f"{make.__name__[5:]:>10}: done")
     sizes = {f: os.path.getsize(os.path.join(OUT, f)) for f in sorted(os.listdir(OUT)) if f.endswith(".npz")}

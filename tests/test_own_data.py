@@ -158,17 +158,18 @@ def readme_example() -> str:
 
 def test_the_readme_example_runs_as_it_stands(tmp_path, monkeypatch, capsys):
     code = readme_example()
-    assert 15 <= len(code.strip().splitlines()) <= 30
+    assert 15 <= len(code.strip().splitlines()) <= 40
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+    namespace = {"__name__": "__readme__"}
+    exec(compile(code, "README.md", "exec"), namespace)
     printed = capsys.readouterr().out
     accs = [float(v) for v in re.findall(r"\d\.\d+", printed.splitlines()[0])]
-    assert len(accs) == 6 and min(accs) > 0.7  # three separable clusters
+    assert len(accs) == 6 and min(accs) > 0.7  # three separable clusters, BatchNorm and dropout on
     out = tmp_path / "runs" / "clusters"
     meta = json.loads((out / "results.json").read_text())
     assert meta["task"] == "clusters" and meta["data"] == ["three clusters"] and len(meta["members"]) == 6
-    assert {"report.md", "results.csv", "confusion.png", "per_class.md"} <= {p.name for p in out.iterdir()}
-    assert "| lr=0.1" in printed
+    assert {"report.md", "results.csv", "confusion.png", "per_class.md", "tensorboard"} <= {p.name for p in out.iterdir()}
+    assert "| lr=0.1" in printed and "TwoLayer (nnx" in namespace["net"].description
 
 
 def test_own_model_regression_with_dropout_and_a_dict_of_splits():
@@ -197,10 +198,10 @@ def test_own_model_regression_with_dropout_and_a_dict_of_splits():
 
 
 @pytest.mark.parametrize("case,says", [
-    ("three outputs, five classes", "the module gives (3,) per row but the labels run 0..4: its last layer needs 5 outputs"),
+    ("three outputs, five classes", "the model gives (3,) per row but the labels run 0..4: its last layer needs 5 outputs"),
     ("no lr", "the optimizer factory needs an lr argument"),
-    ("batch norm", "the module keeps batch_stats besides its params"),
-    ("regression target shape", "the module gives (3,) per row but each target is (1,)"),
+    ("batch norm without train", "keeps batch statistics but its __call__ takes no train argument"),
+    ("regression target shape", "the model gives (3,) per row but each target is (1,)"),
 ])
 def test_own_model_that_cannot_train_is_one_line(case, says):
     import optax
@@ -224,7 +225,7 @@ def test_own_model_that_cannot_train_is_one_line(case, says):
     module, optimizer, y = Dense3(), (lambda lr: optax.sgd(lr)), labels
     if case == "no lr":
         optimizer = lambda rate: optax.sgd(rate)  # noqa: E731
-    elif case == "batch norm":
+    elif case == "batch norm without train":
         module = WithBN()
     elif case == "regression target shape":
         y = labels.astype(np.float32)

@@ -3,11 +3,15 @@ options, on the engine's member axis (:mod:`jaxlabs.search.run`), from a space o
 (:mod:`jaxlabs.search.space`), with decisions as pure functions (:mod:`jaxlabs.search.decide`) and
 a report (:mod:`jaxlabs.search.report`).
 
-    from jaxlabs.search import SearchOptions, parse_dimension, population, run_search, search_space
-    task = get_task("boston")
-    lr = parse_dimension(by_name(task.options)["lr"], "1e-3..0.3")
-    space = search_space(task.options, {"lr": lr})
-    result = run_search(task, population(task, space, 27, seed=0), space, SearchOptions("halving"))
+From Python, one call (:func:`jaxlabs.library.search`; this package is callable as it):
+
+    import jaxlabs
+    found = jaxlabs.search("boston", lr=jaxlabs.loguniform(1e-3, 0.3), members=27)
+    found.best(), found.table(), found.save("runs/boston-search")
+
+The pieces it is made of, as the command uses them: a space (:func:`search_space` of
+:class:`Dimension`), a population (:func:`population`), :func:`run_search` with
+:class:`SearchOptions`.
 """
 from jaxlabs.search.run import METHODS, SearchError, SearchOptions, SearchResult, run_search, validation_metric
 from jaxlabs.search.space import Dimension, parse_dimension, population, sample, search_space

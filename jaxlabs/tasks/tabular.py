@@ -12,10 +12,15 @@ Regression: targets float32 (n, k); the default loss is ``nn.MSELoss()``; the fi
 MSE, MAE and R^2 (sklearn's ``r2_score``, averaged over the k outputs). Classification: labels
 int32 (n,); the default loss is ``nn.CrossEntropyLoss()``; the final metrics are accuracy, loss,
 per-class accuracy and the confusion matrix, as the image classifiers give them.
+
+A model with batch statistics (a Flax module of one's own with BatchNorm:
+:mod:`jaxlabs.tasks.flax_models`) carries them per member beside its parameters, keeps them with
+the best epoch's parameters, and trains on full batches only (``drop_last=True``: each epoch's
+order leaves out its own ``n % batch_size`` rows), because a padded batch would count its padding
+in the statistics.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -26,6 +31,7 @@ from flax import linen as nn
 
 from jaxlabs.data.batches import batch_order, padded_batches
 from jaxlabs.optim import cross_entropy, mse_loss, reduce_lr_on_plateau
+from jaxlabs.tasks.flax_models import ModelFns, linen_fns, takes_train_flag  # noqa: F401 - takes_train_flag: re-exported
 from jaxlabs.train import Checkpoint, Trainer
 
 
@@ -60,35 +66,33 @@ def plateau_step(scheduler, state, val_loss):
     return scheduler.update(jnp.zeros(()), state, value=val_loss)[1]
 
 
-def takes_train_flag(model: nn.Module) -> bool:
-    """Whether ``model.__call__`` has a ``train`` argument (dropout, BatchNorm): then training
-    steps pass ``train=True`` and a dropout key, evaluation ``train=False``."""
-    return "train" in inspect.signature(type(model).__call__).parameters
-
-
 @dataclass(frozen=True)
 class TableSpec:
     """A static configuration of the loop. ``optimizer(hp)`` builds a member's optax
     transformation from its traced numbers; ``loss(outputs, targets)`` is a batch mean (None: MSE,
     or cross entropy with ``classes``); ``scheduler``: a plateau schedule on the validation loss
-    (None: the optimizer's own learning rate throughout)."""
+    (None: the optimizer's own learning rate throughout); ``fns``: the model's functions (None:
+    ``model``, a Linen module, as :func:`jaxlabs.tasks.flax_models.linen_fns` reads it)."""
 
-    model: nn.Module
+    model: nn.Module | None
     optimizer: Callable[[dict], optax.GradientTransformation]
     batch_size: int
     epochs: int
     classes: int = 0  # 0: regression; else the number of classes (labels 0 .. classes - 1)
     loss: Optional[Callable[[jax.Array, jax.Array], jax.Array]] = None
     scheduler: Optional[optax.GradientTransformationExtraArgs] = None
+    fns: Optional[ModelFns] = None
 
 
 def make_table_trainer(spec: TableSpec, data: dict, data_name: str = "") -> Trainer:
     """The Trainer for ``data``: ``x_{train,val,test}`` (n, ...) float32 and ``y_*``: float32
     (n, k) targets or int32 (n,) labels. Sizes are read here: they shape the program."""
-    model, scheduler, classify = spec.model, spec.scheduler, spec.classes > 0
+    scheduler, classify = spec.scheduler, spec.classes > 0
+    fns = spec.fns if spec.fns is not None else linen_fns(spec.model, data["x_train"][:1])
     n_train = data["x_train"].shape[0]
     batch_size = min(spec.batch_size, n_train)
-    train_flag = takes_train_flag(model)
+    drop_last = fns.stateful  # batch statistics: full batches only
+    rows_per_epoch = (n_train // batch_size) * batch_size if drop_last else n_train
     if spec.loss is None:
         row_loss = None  # the default losses: Lab C's masked MSE exactly, or cross entropy per row
         batch_loss = cross_entropy if classify else mse_loss
@@ -96,12 +100,8 @@ def make_table_trainer(spec: TableSpec, data: dict, data_name: str = "") -> Trai
         row_loss = jax.vmap(lambda o, t: spec.loss(o[None], t[None]))
         batch_loss = spec.loss
 
-    def predict(params, x, key=None):  # (n, ...) -> (n, outputs)
-        if not train_flag:
-            return model.apply({"params": params}, x)
-        if key is None:
-            return model.apply({"params": params}, x, train=False)
-        return model.apply({"params": params}, x, train=True, rngs={"dropout": key})
+    def predict(carry, x):  # evaluation: (n, ...) -> (n, outputs)
+        return fns.apply(carry["params"], carry.get("model_state", {}), x)[0]
 
     def masked_loss(out, target, mask):
         if row_loss is not None:
@@ -113,36 +113,44 @@ def make_table_trainer(spec: TableSpec, data: dict, data_name: str = "") -> Trai
         return jnp.sum(jnp.where(mask, per_row, 0.0)) / jnp.sum(mask)
 
     def init(key, hp, d, tx):
-        params = model.init(key, d["x_train"][:1])["params"]
+        params, state = fns.init(key, d["x_train"][:1])
         carry = {"params": params, "opt_state": tx.init(params)}
+        if fns.stateful:
+            carry["model_state"] = state
         if scheduler is not None:
             carry["plateau"] = scheduler.init(jnp.zeros(()))
         return carry
 
     def epoch(carry, hp, d, e, key, tx):
-        idx, mask = padded_batches(*batch_order(key, n_train, batch_size))  # (batches, batch_size)
+        full, rest = batch_order(key, n_train, batch_size)
+        idx, mask = (full, jnp.ones(full.shape, bool)) if drop_last else padded_batches(full, rest)  # (batches, batch_size)
         lr_scale = carry["plateau"].scale if scheduler is not None else None  # this epoch's lr: hp["lr"] * it
         # dropout keys from a child of the epoch's key: the order is drawn from the key itself, as
         # Lab C's always was
         step_keys = jax.random.split(jax.random.fold_in(key, 1), idx.shape[0])
 
+        def batch_loss_and_state(p, model_state, rows, m, k):
+            out, model_state = fns.apply(p, model_state, d["x_train"][rows], k)
+            return masked_loss(out, d["y_train"][rows], m), model_state
+
         def step(state, batch):
-            params, opt_state = state
+            params, opt_state, model_state = state
             rows, m, k = batch
-            loss, grads = jax.value_and_grad(
-                lambda p: masked_loss(predict(p, d["x_train"][rows], k),
-                                      d["y_train"][rows], m))(params)
+            (loss, model_state), grads = jax.value_and_grad(batch_loss_and_state, has_aux=True)(
+                params, model_state, rows, m, k)
             updates, opt_state = tx.update(grads, opt_state, params)
             if lr_scale is not None:
                 updates = jax.tree.map(lambda u: lr_scale * u, updates)
-            return (optax.apply_updates(params, updates), opt_state), loss * jnp.sum(m)
+            return (optax.apply_updates(params, updates), opt_state, model_state), loss * jnp.sum(m)
 
-        (params, opt_state), weighted = jax.lax.scan(step, (carry["params"], carry["opt_state"]),
-                                                     (idx, mask, step_keys))
-        train_loss = jnp.sum(weighted) / n_train  # mean over the epoch's samples, as seen during the pass
-        val_out = predict(params, d["x_val"])
-        val_loss = batch_loss(val_out, d["y_val"])
+        start = (carry["params"], carry["opt_state"], carry.get("model_state", {}))
+        (params, opt_state, model_state), weighted = jax.lax.scan(step, start, (idx, mask, step_keys))
+        train_loss = jnp.sum(weighted) / rows_per_epoch  # mean over the epoch's samples, as seen during the pass
         new = {"params": params, "opt_state": opt_state}
+        if fns.stateful:
+            new["model_state"] = model_state
+        val_out = predict(new, d["x_val"])
+        val_loss = batch_loss(val_out, d["y_val"])
         logs = {"loss": train_loss, "val_loss": val_loss}
         if classify:
             logs["val_acc"] = jnp.mean(jnp.argmax(val_out, -1) == d["y_val"])
@@ -155,7 +163,7 @@ def make_table_trainer(spec: TableSpec, data: dict, data_name: str = "") -> Trai
         return new, logs, jnp.bool_(False)
 
     def finish(carry, hp, d):
-        p = carry["params"]  # the best-validation epoch's (the engine's checkpoint)
+        p = carry  # the best-validation epoch's parameters and statistics (the engine's checkpoint)
         test_out = predict(p, d["x_test"])
         extra = {"final_lr": hp["lr"] * carry["plateau"].scale} if scheduler is not None else {}
         if classify:
@@ -174,7 +182,8 @@ def make_table_trainer(spec: TableSpec, data: dict, data_name: str = "") -> Trai
                        test_pred=test_out[:, 0], test_true=d["y_test"][:, 0])  # (n_test,)
         return out
 
-    checkpoint = Checkpoint("val_acc", higher=True) if classify else Checkpoint("val_loss", higher=False)
+    kept = ("params", "model_state") if fns.stateful else ("params",)
+    checkpoint = Checkpoint("val_acc", True, kept) if classify else Checkpoint("val_loss", False, kept)
     return Trainer(init, epoch, finish, max_epochs=spec.epochs, monitor="val_loss",
                    optimizer=spec.optimizer, checkpoint=checkpoint, data_name=data_name)
 
