@@ -209,10 +209,12 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
         best = summary(result, task.primary_metric)
         setting = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["setting"].items())
         fmt = lambda v: "NaN" if v is None else f"{v:.4g}"  # noqa: E731
+        if best.get("schedule"):  # PBT: the winner's state trained under its copies' numbers, not its own first
+            setting = "trained under " + "; ".join(f"{name} " + ", ".join(f"{v:.4g} from epoch {e}" for e, v in track)
+                                                   for name, track in best["schedule"].items()) + \
+                f" (through its copies; its own first sample: {setting})"
         print(f"\nbest: member {best['member']}: {setting}: {result.metric} {fmt(best[result.metric])}, "
               f"{task.primary_metric} {fmt(best[task.primary_metric])}")
-        for name, track in best.get("schedule", {}).items():  # PBT: what the winner's state trained under
-            print(f"its {name} schedule through its copies: " + ", ".join(f"{v:.4g} from epoch {e}" for e, v in track))
         print(f"cost: {cost_line(result)}")
         print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, report.html, results.json, "
               f"results.csv, curves.npz, {', '.join(figures)}"

@@ -327,6 +327,8 @@ def test_the_command_writes_the_report_the_records_and_the_figures(tmp_path, cap
                             "--checkpoint-every", "0", "--no-progress", "--out", str(pbt)]) == 0
     res = json.loads((pbt / "results.json").read_text())
     assert len(res["lineage"]) == 3 * 2 and (pbt / "pbt_schedules.png").is_file()
+    best_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("best: member"))
+    assert ": trained under lr " in best_line and "its own first sample: lr=" in best_line, best_line
     assert all(m["status"] != "pruned" for m in res["members"])
 
 

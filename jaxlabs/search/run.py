@@ -248,7 +248,7 @@ def run_search(task, members: Sequence[Member], space: Sequence[Dimension], opti
         b.chunk, b.n_chunks = policy.first_chunk(b.trainer, engine), policy.chunks(b.trainer, engine)
         b.auto.chunk, b.auto.chunks = b.chunk, b.n_chunks
     n = len(members)
-    bar = SearchBar(policy, epochs, progress, f"{name or task.name} {options.method} ({n} members)",
+    bar = SearchBar(policy, epochs, progress, f"{name or f'{task.name} {options.method}'} ({n} members)",
                     None if observer is None else GridObserver(observer, groups))
     run.hooks = bar.hooks(run, (lambda state, force=False: store.save(state, run, force)) if store is not None
                           else (lambda state, force=False: None))
