@@ -110,15 +110,15 @@ def main(argv=None) -> int:
                           tensorboard=Path(out) / "tensorboard" if args.tensorboard else None)
         checkpoint.clear(out)
         if not is_writer():
-            plans = "; ".join(plan_line(g) for g in r["timing"])
+            plans = "; ".join(plan_line(g) for g in r.timing)
             print(f"process {args.process_id}: trained its share of the members ({plans}); process 0 wrote {out}")
             return 0
-        print("\n" + r["table"])
-        for g in r["timing"]:
+        print("\n" + r.table)
+        for g in r.timing:
             print(f"compile {g['compile_s']:.1f} s, train {g['run_s']:.1f} s for {g['members']} members "
                   f"x {g['epochs_run']} epochs; {plan_line(g)}")
         print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, report.html, results.json, "
-              f"results.csv, curves.npz, {', '.join(f for f in r['figures'] if f.endswith('.png'))}"
+              f"results.csv, curves.npz, {', '.join(f for f in r.figures if f.endswith('.png'))}"
               + (f"; TensorBoard: tensorboard --logdir {out}/tensorboard" if args.tensorboard else ""))
         return 0
 

@@ -117,7 +117,7 @@ def main(argv=None) -> int:
                     print(f"   {study.key}: skipped: {e}")
                     continue
                 rewritten += 1
-                print(f"{study.key}: {r['verdict']} -> {r['out']}/report.md")
+                print(f"{study.key}: {r.verdict} -> {r.out}/report.md")
             if not rewritten:
                 fail(PROG, f"no study of {args.study!r} has saved results in {out}: run it first (without --report-only)")
             write_index([], [], Path(out))  # every folder is an earlier run: listed with its command
@@ -148,9 +148,9 @@ def main(argv=None) -> int:
                 results.append(r)
                 if not is_writer():
                     continue
-                print(r["table"])
-                print("\n".join(f"   {', '.join(g['settings'])}: {plan_line(g)}" for g in r["timing"]))
-                print(f"   verdict: {r['verdict']} ({r['wall_s']:.0f} s) -> {r['out']}/report.md")
+                print(r.table)
+                print("\n".join(f"   {', '.join(g['settings'])}: {plan_line(g)}" for g in r.timing))
+                print(f"   verdict: {r.verdict} ({r.wall_s:.0f} s) -> {r.out}/report.md")
             if is_writer():
                 write_index(results, skipped, Path(out))  # with the studies run into this folder before
             for study in studies:  # all done: a later run of this command starts afresh

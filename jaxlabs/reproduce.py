@@ -20,9 +20,9 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import jax
 import numpy as np
@@ -106,10 +106,9 @@ def study_config(study: Study, task, seeds: Sequence[int], members: Sequence[Mem
 def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = False,
               data_dir: str | None = None, progress: bool = True, command: str = "",
               engine: EngineOptions = EngineOptions(), checkpoint_every: float = 0.0, fresh: bool = False,
-              settings: Sequence[str] | None = None, tensorboard: Path | None = None, task=None) -> dict:
+              settings: Sequence[str] | None = None, tensorboard: Path | None = None, task=None) -> "StudyReport":
     """Train every setting x seed, save the records (``results.json``/``.csv``, ``curves.npz``)
-    before anything else, then the figures and ``report.md``. Returns ``{"study", "title",
-    "verdict", "wall_s", "out", "quick", "lines", "table", "figures", "timing"}``.
+    before anything else, then the figures and ``report.md``. Returns its :class:`StudyReport`.
 
     ``checkpoint_every`` > 0: checkpoint the training in ``out/.checkpoint`` that often (seconds),
     and resume from a checkpoint already there (:mod:`jaxlabs.checkpoint`; a study it marks finished
@@ -137,10 +136,10 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
         if note and jax.process_index() == 0:
             print(note)
         if checkpoint.finished and jax.process_index() != 0:  # process 0 has the results
-            return {"study": study.key, "title": study.title, "verdict": None, "wall_s": 0.0, "out": str(out),
-                    "quick": quick, "lines": [], "table": "", "figures": [], "timing": []}
+            return StudyReport(study.key, study.title, None, 0.0, str(out), quick)
         if checkpoint.finished:
-            return {**rewrite_report(study, out), "timing": json.loads((out / "results.json").read_text())["timing"]}
+            return dataclasses.replace(rewrite_report(study, out),
+                                       timing=json.loads((out / "results.json").read_text())["timing"])
     observer = None
     if tensorboard is not None and jax.process_index() == 0:
         logs = Path(tensorboard) / study.key
@@ -158,12 +157,29 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     wall = round(time.perf_counter() - t0, 2)  # as results.json keeps it: a rewritten report reads the same
     outcome = study_outcome(study, task, seeds, run_settings, members, result, wall, quick, command)
     if jax.process_index() != 0:  # several processes trained together: process 0 writes
-        return {"study": study.key, "title": study.title, "verdict": None, "wall_s": wall, "out": str(out),
-                "quick": quick, "lines": [], "table": "", "figures": [], "timing": outcome.timing}
+        return StudyReport(study.key, study.title, None, wall, str(out), quick, timing=outcome.timing)
     written = write_study(outcome, out)
     if checkpoint is not None:
         checkpoint.finish()
     return written
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """A study's run as the commands print it: its verdict, where its files are, its table and
+    report lines, its figures and how each static group ran (``timing``, as ``results.json``
+    keeps it). Processes other than 0 get one without a verdict, table or figures."""
+
+    study: str
+    title: str
+    verdict: Optional[str]
+    wall_s: float
+    out: str
+    quick: bool = False
+    lines: list = field(default_factory=list)
+    table: str = ""
+    figures: list = field(default_factory=list)
+    timing: list = field(default_factory=list)
 
 
 @dataclass
@@ -210,7 +226,7 @@ def study_outcome(study: Study, task, seeds: Sequence[int], run_settings: Sequen
     return StudyOutcome(study, task, list(seeds), tuple(run_settings), list(members), result, records, summary, meta)
 
 
-def write_study(outcome: StudyOutcome, out: Path, tensorboard: Path | None = None) -> dict:
+def write_study(outcome: StudyOutcome, out: Path, tensorboard: Path | None = None) -> "StudyReport":
     """Every file of a trained study into ``out``: ``results.json``/``.csv``, ``curves.npz``, the
     figures, ``report.md``/``.html``; with ``tensorboard``, one TensorBoard run per member in
     ``tensorboard/<study>/`` (replacing that folder) from the saved curves. Returns what
@@ -238,8 +254,8 @@ def write_study(outcome: StudyOutcome, out: Path, tensorboard: Path | None = Non
     publish(staging, out)
     if tensorboard is not None:
         write_tensorboard(outcome, Path(tensorboard) / study.key)
-    return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": meta["wall_s"], "out": str(out),
-            "quick": meta["quick"], "lines": lines, "table": table, "figures": figures, "timing": outcome.timing}
+    return StudyReport(study.key, study.title, verdict, meta["wall_s"], str(out), meta["quick"], lines, table, figures,
+                       outcome.timing)
 
 
 def write_tensorboard(outcome: StudyOutcome, logs: Path) -> None:
@@ -274,7 +290,7 @@ def chosen_settings(study: Study, labels: Sequence[str] | None, quick: bool = Fa
     return study.settings if not quick or len(study.settings) <= 2 else (study.settings[0], study.settings[-1])
 
 
-def rewrite_report(study: Study, out: Path) -> dict:
+def rewrite_report(study: Study, out: Path) -> "StudyReport":
     """Rewrite ``out/report.md`` and the verdict in ``out/results.json`` from the members that
     ``results.json`` saved, without training (after a change to how reports judge). The figures
     are the ones already in the folder. Returns what :func:`run_study` returns."""
@@ -303,8 +319,7 @@ def rewrite_report(study: Study, out: Path) -> dict:
                                          bool(meta.get("quick")), out, meta.get("command", ""),
                                          meta.get("data", []), index=_index_link(study))
     atomic.write_json(path, {**meta, "verdict": verdict})
-    return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
-            "quick": bool(meta.get("quick")), "lines": lines, "table": table, "figures": figures}
+    return StudyReport(study.key, study.title, verdict, wall, str(out), bool(meta.get("quick")), lines, table, figures)
 
 
 def _index_link(study: Study) -> str | None:
@@ -335,7 +350,7 @@ def write_index(results: list[dict], skipped: list[tuple[str, str]], out: Path) 
     so running one lab after another builds one index."""
     out = Path(out)
     order = {s.key: i for i, s in enumerate(STUDIES)}
-    rows = {r["study"]: {**r, "earlier": None} for r in results}
+    rows = {r.study: {**dataclasses.asdict(r), "earlier": None} for r in results}
     for path in sorted(out.glob("*/results.json")):
         if path.parent.name in rows:
             continue

@@ -1,5 +1,7 @@
 """The engine's promises: a vmapped member is the same run as that member alone; stopping,
 freezing, divergence and the best checkpoint are per member; epoch keys do not depend on chunking."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -132,3 +134,27 @@ def test_epoch_keys_do_not_depend_on_how_epochs_are_chunked():
     b = run_group(trainer, data, [0, 1], {"lr": [0.01, 0.01]}, progress=False, options=EngineOptions(chunk=3))
     np.testing.assert_allclose(a.curves["loss"], b.curves["loss"], rtol=VMAP_VS_ALONE_RTOL)
     assert a.curves["loss"][0, 0] != a.curves["loss"][1, 0]  # seeds differ, so the check can fail
+
+
+def test_groups_after_the_first_are_laid_out_as_their_waves_when_they_come():
+    """A sweep of two static groups, the second in two waves (as if memory held two members): every
+    wave of every group trains, and each group's members end as they do in a run of their own."""
+    from jaxlabs.engine.group import run_groups
+    from jaxlabs.engine.plans import Plan
+    from jaxlabs.engine.run import GroupSpec
+    from test_plans import tiny_task
+
+    _, trainer, data = tiny_task("fit-log2cos", n=60, width=8, depth=2, epochs=12)
+    _, longer, data2 = tiny_task("fit-log2cos", n=60, width=8, depth=2, epochs=20)
+    options = EngineOptions(chunk=5, plan=Plan("map"), max_wave=2)
+    hp = {"lr": np.asarray([0.01, 0.02, 0.03]), "tolerance": np.zeros(3)}
+    specs = [GroupSpec({"epochs": 12}, ["a"] * 2, np.asarray([0, 1]), {k: v[:2] for k, v in hp.items()},
+                       lambda: (trainer, data), "a", None, dataclasses.replace(options, max_wave=None)),
+             GroupSpec({"epochs": 20}, ["b"] * 3, np.asarray([0, 1, 2]), hp, lambda: (longer, data2), "b", None,
+                       options)]
+    both = run_groups(specs, progress=False)
+    assert [g.waves for g in both] == [[2], [2, 1]] and [g.epochs_run for g in both] == [12, 20]
+    alone = run_group(longer, data2, [0, 1, 2], hp, progress=False, options=dataclasses.replace(options, max_wave=None))
+    for part in ("curves", "final"):
+        for k, v in getattr(alone, part).items():
+            np.testing.assert_array_equal(getattr(both[1], part)[k], v, err_msg=k)

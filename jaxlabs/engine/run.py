@@ -129,7 +129,7 @@ class Run:
             self.built[g] = Built(self.specs[g], self.policy)
         return self.built[g]
 
-    def layout(self, g: int, state: Optional[RunState] = None) -> tuple[list[np.ndarray], Decision]:
+    def layout(self, g: int) -> tuple[list[np.ndarray], Decision]:
         """Group ``g``'s waves (member indices) and the decision it starts under."""
         b, spec = self.group(g), self.specs[g]
         options = spec.options
@@ -151,8 +151,7 @@ class Run:
             split, decision = self.layout(g)
             logs.append(GroupLog(decision, [len(i) for i in split]))
             units += [self._unit(g, idx) for idx in split]
-        state = RunState(tuple(units), 0, tuple(logs), record)
-        return state
+        return RunState(tuple(units), 0, tuple(logs), record)
 
     def _unit(self, g: int, idx: np.ndarray) -> Unit:
         count = self.group(g).placement.count
@@ -280,16 +279,18 @@ class Run:
 
     # ------------------------------------------------------------------ the run
     def go(self, state: RunState) -> RunState:
-        """The run from ``state`` to its end: every unit finished. ``stop`` 0 in the final pass means
-        each group's own budget (a sweep's groups may differ in epochs; a search's may not)."""
+        """The run from ``state`` to its end: every unit finished. The last pass's stop is
+        :data:`FINAL`: each group's own budget (a sweep's groups may differ in epochs; a search's may not)."""
         stops = [s for s in self.policy.stops(self.budget()) if s > state.stop
                  or (s == state.stop and not _decided(state))] if self.policy.holds else []
         for stop in [*stops, FINAL]:
             state = dataclasses.replace(state, stop=stop)
-            for u in range(len(state.units)):
+            u = 0
+            while u < len(state.units):  # a sweep's later group is laid out as its waves when it comes
                 if not state.units[u].members:
                     state = self.lay_out(state, u)
                 state = self._train(state, u, stop)
+                u += 1
             if self.policy.holds:  # a search: every unit at the same epoch before it decides or ends
                 state, everyone_stopped = self._held_to(state, stop)
                 if stop != FINAL and not everyone_stopped:
@@ -309,14 +310,13 @@ class Run:
         unit = state.units[u]
         if unit.done:
             return state
-        b = self.group(unit.group)
         if unit.ws is None:
             state = state.replace_unit(u, self.start_unit(state, u))
             self.hooks.start(u, state)
         else:
             state = self.unpark(state, u)
             self.hooks.start(u, state)
-        state = self.advance(state, u, b.trainer.max_epochs if stop == FINAL else stop)
+        state = self.advance(state, u, stop)
         if not self.policy.holds:  # a sweep's unit is over: no decision can change it
             return self._finish_unit(state, u)
         if self.shares_group(state, u):
@@ -353,17 +353,11 @@ class Run:
         target = self.budget() if stop == FINAL else stop
         return state, reached < target
 
-    def lay_out_all(self, state: RunState) -> RunState:
-        for u in range(len(state.units)):
-            if not state.units[u].members:
-                state = self.lay_out(state, u)
-        return state
-
     def budget(self) -> int:
         """The run's budget: every group's (a search checks they agree)."""
         return max(self.group(g).trainer.max_epochs for g in range(len(self.specs)))
 
-FINAL = 0  # the last pass's stop: every unit to its budget
+FINAL = 1 << 62  # the last pass's stop: every unit to its budget
 
 
 def _slot_members(unit: Unit) -> np.ndarray:
