@@ -105,7 +105,7 @@ def _short(x: Any) -> str:
 
 def remove(path: Path) -> None:
     """Delete a folder atomically: renamed aside first, so a kill while deleting never leaves half
-    a checkpoint that looks whole (what is left aside is removed by the next :meth:`StudyCheckpoint.open`)."""
+    a checkpoint that looks whole (what is left aside is removed by the next :meth:`jaxlabs.store.RunStore.open`)."""
     path = Path(path)
     trash = path.with_name(f"{path.name}.deleting-{os.getpid()}")
     try:

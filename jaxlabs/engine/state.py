@@ -33,14 +33,11 @@ class Unit:
     def done(self) -> bool:
         return self.final is not None
 
-    @property
-    def started(self) -> bool:
-        return self.ws is not None or self.done
-
 
 @dataclass
 class GroupLog:
-    """What a group did, on the host: auto's decision, its waves, repacks, compiles and seconds."""
+    """What a group did, on the host: auto's decision, its waves, repacks, compiles and seconds (the
+    loop adds to it as it goes; the store saves it with the units)."""
 
     decision: Decision
     waves: list  # members per wave

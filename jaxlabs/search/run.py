@@ -1,6 +1,7 @@
-"""A search inside the program: the population trained by the engine, every static configuration's
-members as one program, advanced in lockstep a chunk at a time, with the search's decisions
-between chunks.
+"""A search inside the program: the population trained by the run loop (:mod:`jaxlabs.engine.run`),
+every static configuration's members as one program (or as waves, when they do not fit one), each
+trained to the next decision point, with the search's policy (:mod:`jaxlabs.search.policies`)
+deciding there.
 
 - Successive halving: at each rung (``min_epochs * eta**k`` epochs) every member still in the
   race, of every static configuration, is ranked together on the task's validation metric; the
@@ -13,7 +14,7 @@ between chunks.
   and explore its numbers (x0.8 / x1.25, or resampled), drawn from each member's own key.
 
 Decisions read the host copy of the logs every chunk already brings back and are process 0's in
-a multi-process run. A :class:`SearchCheckpoint` saves the populations and the search's record
+a multi-process run. A :class:`jaxlabs.store.RunStore` saves the run's state (its record included)
 between chunks; the same call resumes to the same numbers.
 """
 from __future__ import annotations
