@@ -184,6 +184,20 @@ def test_a_population_larger_than_one_program_runs_in_waves_and_decides_as_one_p
     assert waves.member_epochs == one.member_epochs
 
 
+def test_a_search_under_auto_times_the_plans_on_its_first_chunk_and_decides_as_under_a_forced_plan():
+    lrs = [0.05, 0.3, 0.9, 0.4, 0.6, 0.2, 0.36, 0.1, 0.5]
+    task, members = toy_members(lrs)
+    options = SearchOptions("halving", eta=3, min_epochs=2)
+    forced = run_search(task, members, toy_space(task), options, progress=False, engine=EngineOptions(plan=MAP))
+    auto = run_search(task, members, toy_space(task), options, progress=False,
+                      engine=EngineOptions(plan=None, probe_gain=float("inf")))  # time every candidate
+    assert auto.groups[0]["plan_source"] == "probed" and auto.groups[0]["plan"] in ("vmap", "map", "hybrid:2",
+                                                                                   "hybrid:4", "hybrid:8")
+    assert {c[0] for c in auto.groups[0]["compiled"]} >= {"chunk"}
+    assert [d["kept"] for d in auto.decisions] == [d["kept"] for d in forced.decisions]
+    np.testing.assert_array_equal(auto.final["w"], forced.final["w"])
+
+
 def test_pbt_over_waves_is_one_line_naming_the_population():
     task, members = toy_members([0.1, 0.2, 0.3, 0.4])
     with pytest.raises(SearchError, match="PBT copies states within one program") as e:

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from jaxlabs.engine.group import group_result, within_epoch
 from jaxlabs.engine.options import EngineOptions
+from jaxlabs.engine.plans import VMAP
 from jaxlabs.engine.run import Hooks, Policy, Run
 from jaxlabs.search import decide
 from jaxlabs.search.policies import SearchPolicy, SearchRecord  # noqa: F401 (SearchRecord: the store's, reached from here)
@@ -284,5 +285,7 @@ def run_search(task, members: Sequence[Member], space: Sequence[Dimension], opti
         epochs=epochs, wall_s=time.perf_counter() - t0, compile_s=sum(log.compile_s for log in state.logs),
         program_epochs=sum(log.program_epochs for log in state.logs),
         groups=[{"static": g[0].static, "members": len(g), "repacks": [tuple(r) for r in log.repacks],
-                 "compiled": [list(c[1:]) for c in log.compiled]} for g, log in zip(groups, state.logs)],
+                 "compiled": [list(c[1:]) for c in log.compiled], "waves": list(log.waves),
+                 "plan": str(log.decision.plan or VMAP), "plan_source": log.decision.source or "forced"}
+                for g, log in zip(groups, state.logs)],
         data=state.logs[0].data)
