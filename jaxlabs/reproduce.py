@@ -152,6 +152,7 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
     wall = round(time.perf_counter() - t0, 2)  # as results.json keeps it: a rewritten report reads the same
     timing = [{"settings": list(dict.fromkeys(g.labels)), "members": g.members, "epochs_run": g.epochs_run,
                "compile_s": round(g.compile_s, 3), "run_s": round(g.run_s, 3), "plan": g.plan,
+               "programs": g.programs,  # compile_s's compiles: loaded from the cache or compiled
                "plan_source": g.plan_source, "probe_s": g.probe, "waves": g.waves, "devices": g.devices}
               for g in result.groups]
     records = study_records(study, result)
@@ -177,7 +178,7 @@ def run_study(study: Study, seeds: Sequence[int], out: Path, *, quick: bool = Fa
         write_curves(staging, result)
         figures = study_figures(study, task, result, staging)
         verdict, lines, table = write_report(study, task, summary, figures, seeds, wall, quick, staging, command, data,
-                                             index=_index_link(study))
+                                             index=_index_link(study), timing=timing)
         write_records(staging, records, {**meta, "verdict": verdict})
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
@@ -240,7 +241,8 @@ def rewrite_report(study: Study, out: Path) -> dict:
     wall = float(meta.get("wall_s") or float("nan"))
     verdict, lines, table = write_report(study, task, summary, figures, meta.get("seeds", []), wall,
                                          bool(meta.get("quick")), out, meta.get("command", ""),
-                                         meta.get("data", []), index=_index_link(study))
+                                         meta.get("data", []), index=_index_link(study),
+                                         timing=meta.get("timing", []))
     atomic.write_json(path, {**meta, "verdict": verdict})
     return {"study": study.key, "title": study.title, "verdict": verdict, "wall_s": wall, "out": str(out),
             "quick": bool(meta.get("quick")), "lines": lines, "table": table, "figures": figures}

@@ -43,6 +43,7 @@ class GroupResult:
     devices: int = 1  # devices the members were split over
     data: str = ""  # what the data is (Trainer.data_name), "" for a task's one fixed source
     compiled: list = field(default_factory=list)  # (plan, program, epochs, members) of every compile, in order
+    programs: dict = field(default_factory=dict)  # compile_s's compiles: {"loaded" (from the cache), "compiled", "xla_s"}
     repacks: list = field(default_factory=list)  # (epoch, wave, members of the next program in its order)
 
     @property
@@ -152,4 +153,5 @@ def run_group(trainer: Trainer, data: Any, seeds: Sequence[int], hparams: dict[s
         final=final, epochs_run=epochs_run, compile_s=compile_s, run_s=run_s,
         plan=str(decision.plan or VMAP), plan_source=decision.source or "short group: vmap",
         probe=decision.probe, waves=[len(i) for i in split], devices=placement.count, data=trainer.data_name,
-        compiled=[(str(p.plan), *c) for p in programs_for.built() for c in p.compiles], repacks=repacks)
+        compiled=[(str(p.plan), *c) for p in programs_for.built() for c in p.compiles], repacks=repacks,
+        programs=programs_for.tally())

@@ -409,7 +409,8 @@ def run_search(task, members: Sequence[Member], space: Sequence[Dimension], opti
         wall_s=time.perf_counter() - t0, compile_s=sum(p.programs.compile_s for p in pops),
         program_epochs=sum(p.program_epochs for p in pops),
         groups=[{"static": g[0].static, "members": len(g), "repacks": p.repacks,
-                 "compiled": [list(c) for c in p.programs.compiles]} for g, p in zip(groups, pops)],
+                 "compiled": [list(c) for c in p.programs.compiles], "programs": p.programs.tally()}
+                for g, p in zip(groups, pops)],
         data=built[0][0].data_name)
 
 
