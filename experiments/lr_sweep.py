@@ -119,7 +119,7 @@ def main(argv=None) -> int:
             fail(PROG, f"cannot write {e.filename or out} ({e.strerror or e}); free some space or choose another --out")
         checkpoint.clear(out)
         if not is_writer():
-            plans = "; ".join(plan_line(g) for g in r["timing"])
+            plans = "; ".join(plan_line(g) + programs_note(g) for g in r["timing"])
             print(f"process {args.process_id}: trained its share of the members ({plans}); process 0 wrote {out}")
             return 0
         print("\n" + r["table"])
