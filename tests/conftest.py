@@ -10,7 +10,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # numerics are XLA's own either way (the parity tolerances pass at both levels); to test at the
 # default level, run with XLA_FLAGS set, e.g. `XLA_FLAGS= python -m pytest -q`.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
-# auto's plan decisions are cached per machine; the tests keep theirs apart from the user's cache
+# auto's plan decisions and the compiled programs (jaxlabs.engine.compile_cache: $JAXLABS_CACHE_DIR/xla)
+# are cached per machine; the tests keep theirs apart from the user's, in one folder for the whole
+# session: every test, every subprocess a test starts (they inherit the environment) and every
+# pytest-xdist worker loads a program any of them compiled before, rather than compiling it again
 os.environ.setdefault("JAXLABS_CACHE_DIR", tempfile.mkdtemp(prefix="jaxlabs-test-cache-"))
 
 

@@ -68,10 +68,16 @@ def configure(on: Optional[bool] = None) -> Optional[Path]:
     (``jax_compilation_cache_dir``) stands. Cheap to call again: only a change reopens the cache."""
     if on is not None:
         _choice[0] = on
-    on = wanted() if on is None else on
+    return _apply(wanted() if on is None else on)
+
+
+def _apply(on: bool) -> Optional[Path]:
     current = jax.config.jax_compilation_cache_dir
-    if on and current and current != _ours[0]:
-        return Path(current)  # the user's own cache
+    if on and current and current != _ours[0]:  # the user's own cache
+        if not jax.config.jax_enable_compilation_cache:
+            jax.config.update("jax_enable_compilation_cache", True)
+            _reset()
+        return Path(current)
     if not on:
         if _ours[0] is not None or jax.config.jax_enable_compilation_cache:
             jax.config.update("jax_enable_compilation_cache", False)
@@ -93,10 +99,10 @@ def configure(on: Optional[bool] = None) -> Optional[Path]:
 
 
 def ensure() -> Optional[Path]:
-    """The cache as the last explicit :func:`configure` chose (a command's ``--no-compile-cache``
-    holds for the rest of the process), else as the environment says: what the engine calls before
-    it compiles, so the library has the cache on by default too."""
-    return configure(_choice[0])
+    """On, unless the environment says off or the last explicit :func:`configure` did (a command's
+    ``--no-compile-cache`` holds for the rest of its process): what the engine calls before it
+    compiles, so the library has the cache on by default too."""
+    return _apply(wanted() and _choice[0] is not False)
 
 
 def compile(lowered) -> tuple[Any, bool, float]:
