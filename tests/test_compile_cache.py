@@ -120,7 +120,6 @@ def test_the_environment_turns_the_cache_off_and_a_users_own_folder_stands(tmp_p
     assert p.stdout.strip() == mine
 
 
-@pytest.mark.slow
 def test_two_processes_process_0_loads_what_it_kept_and_each_says_what_it_loaded(tmp_path):
     """JAX writes entries from process 0 only; a CPU program's key names its process's devices, so
     here (one machine, one folder) process 0 loads all of its programs on the second run and process 1,

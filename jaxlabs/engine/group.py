@@ -43,7 +43,7 @@ class GroupResult:
     devices: int = 1  # devices the members were split over
     data: str = ""  # what the data is (Trainer.data_name), "" for a task's one fixed source
     compiled: list = field(default_factory=list)  # (plan, program, epochs, members) of every compile, in order
-    programs: dict = field(default_factory=dict)  # compile_s's compiles: {"loaded" (from the cache), "compiled", "xla_s"}
+    programs: dict = field(default_factory=dict)  # compile_s's compiles: {"loaded" (cached), "compiled", "xla_s"}
     repacks: list = field(default_factory=list)  # (epoch, wave, members of the next program in its order)
 
     @property
