@@ -10,6 +10,7 @@
     python -m experiments.benchmark devices-overhead # the default sweep on 4 simulated devices against 1
     python -m experiments.benchmark slices           # a classifier's epoch in pieces: their cost, how often the bar moves
     python -m experiments.benchmark search           # halving and PBT against the exhaustive grid
+    python -m experiments.benchmark compile-cache    # a second identical run against the first (the XLA cache)
     python -m experiments.benchmark device           # the accelerator suite (experiments.device_suite)
 
 The modules are in ``experiments/bench/``; figures are in BENCHMARKS.md with their commands.
@@ -26,7 +27,7 @@ PROG = "python -m experiments.benchmark"
 COMMANDS = {  # sub-command -> module of experiments.bench
     "lab-a": "lab_a", "plans": "plans", "compaction": "compaction", "chunk-spread": "chunk_spread",
     "sweep-default": "sweep_default", "auto": "auto", "conv": "conv", "devices-overhead": "devices_overhead",
-    "slices": "slices", "search": "search",
+    "slices": "slices", "search": "search", "compile-cache": "compile_cache",
 }
 DEVICE_SUITE = "experiments.device_suite"  # the accelerator suite, its own module and flags
 

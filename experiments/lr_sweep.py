@@ -19,7 +19,7 @@ from pathlib import Path
 
 from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, add_tensorboard_flag, durable,
                          engine_options, fail, output_lock, int_at_least, is_writer, one_line_errors,
-                         parse_task_args, plan_line, positive_float_list, start_processes, task_parser)
+                         parse_task_args, plan_line, positive_float_list, programs_note, start_processes, task_parser)
 from jaxlabs.options import OptionError
 
 PROG = "python -m experiments.lr_sweep"
@@ -110,12 +110,12 @@ def main(argv=None) -> int:
                           tensorboard=Path(out) / "tensorboard" if args.tensorboard else None)
         checkpoint.clear(out)
         if not is_writer():
-            plans = "; ".join(plan_line(g) for g in r.timing)
+            plans = "; ".join(plan_line(g) + programs_note(g) for g in r.timing)
             print(f"process {args.process_id}: trained its share of the members ({plans}); process 0 wrote {out}")
             return 0
         print("\n" + r.table)
         for g in r.timing:
-            print(f"compile {g['compile_s']:.1f} s, train {g['run_s']:.1f} s for {g['members']} members "
+            print(f"compile {g['compile_s']:.1f} s{programs_note(g)}, train {g['run_s']:.1f} s for {g['members']} members "
                   f"x {g['epochs_run']} epochs; {plan_line(g)}")
         print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, report.html, results.json, "
               f"results.csv, curves.npz, {', '.join(f for f in r.figures if f.endswith('.png'))}"

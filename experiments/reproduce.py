@@ -19,6 +19,7 @@ from pathlib import Path
 from jaxlabs.cli import (ArgumentParser, add_durability_flags, add_engine_flags, add_tensorboard_flag, durable,
                          engine_options, fail, output_lock, int_at_least, is_writer, one_line_errors, plan_line,
                          start_processes)
+from jaxlabs.report import compile_note
 
 PROG = "python -m experiments.reproduce"
 
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
                     continue
                 print(r.table)
                 print("\n".join(f"   {', '.join(g['settings'])}: {plan_line(g)}" for g in r.timing))
-                print(f"   verdict: {r.verdict} ({r.wall_s:.0f} s) -> {r.out}/report.md")
+                print(f"   verdict: {r.verdict} ({r.wall_s:.0f} s{compile_note(r.timing)}) -> {r.out}/report.md")
             if is_writer():
                 write_index(results, skipped, Path(out))  # with the studies run into this folder before
             for study in studies:  # all done: a later run of this command starts afresh

@@ -160,6 +160,10 @@ def add_engine_flags(p: argparse.ArgumentParser, plan_help: str = "") -> None:
                    help="a classifier's epoch runs as device calls of about this many training steps per member, "
                         "shared by the members on a device, so the bar moves within a long epoch (the same numbers "
                         "as whole epochs); 0: whole epochs (default: 16)")
+    g.add_argument("--no-compile-cache", dest="compile_cache", action="store_false",
+                   help="compile every program afresh, neither loading nor keeping compiled programs (default: "
+                        "kept in $JAXLABS_CACHE_DIR/xla, ~/.cache/jaxlabs/xla, so a second run of the same study "
+                        "compiles nothing; JAXLABS_COMPILE_CACHE=0 turns it off too)")
     h = p.add_argument_group("several hosts (jax.distributed; every process runs the same command)")
     h.add_argument("--coordinator", type=checked(_parse_address, "address"), default=None,
                    help="HOST:PORT of process 0, which every process connects to")
@@ -259,9 +263,11 @@ ENGINE_FLAGS = {"plan": "--plan", "memory_limit": "--memory-limit", "compaction"
 def engine_options(prog: str, args):
     """The engine flags as EngineOptions; more devices than there are is the one-line error now,
     before any work."""
+    from jaxlabs.engine import compile_cache
     from jaxlabs.engine.options import EngineOptions, OptionError
     from jaxlabs.engine.plans import parse_plan
 
+    compile_cache.configure(args.compile_cache and compile_cache.wanted())  # for this command's process
     options = EngineOptions(plan=parse_plan(args.plan), memory_limit=args.memory_limit,
                             compaction=args.compaction, precision=args.precision, devices=args.devices,
                             slice_steps=args.slice_steps or None)
@@ -323,3 +329,10 @@ def plan_line(g: dict) -> str:
     waves = f"; {len(g['waves'])} waves of {'/'.join(map(str, g['waves']))} members" if len(g["waves"]) > 1 else ""
     devices = f"; members split over {g['devices']} devices" if g.get("devices", 1) > 1 else ""
     return f"plan {g['plan']} ({g['plan_source']}{': probe ' + probe if probe else ''}){waves}{devices}"
+
+
+def programs_note(g: dict) -> str:
+    """`` (12 programs loaded from the cache, 1 compiled)`` of a group's timing; "" if not counted."""
+    from jaxlabs.engine.compile_cache import programs_line
+
+    return f" ({programs_line(g['programs']['loaded'], g['programs']['compiled'])})" if "programs" in g else ""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Collection, Sequence
 
 from jaxlabs import atomic
+from jaxlabs.engine.compile_cache import programs_line
 from jaxlabs.html import render
 from jaxlabs.results import fmt_num, format_table, mean_std
 from jaxlabs.studies import SEED_TEST_LEVEL, Claim, ClaimVerdict, MetricDirection, Original, Outcome, Study
@@ -113,13 +114,25 @@ def ran_line(study: Study, ran: Collection[str]) -> str:
     return f"{text} (not run: {', '.join(missing)})" if missing else text
 
 
+def compile_note(timing: Sequence[dict]) -> str:
+    """`` (compile 3.7 s: 12 programs loaded from the cache, 1 compiled)`` of a run's groups (their
+    ``results.json`` timing); "" where none was counted (results kept before programs were)."""
+    counted = [g["programs"] for g in timing if "programs" in g]
+    if not counted:
+        return ""
+    seconds = sum(g.get("compile_s", 0.0) for g in timing)
+    return (f" (compile {seconds:.1f} s: "
+            f"{programs_line(sum(c['loaded'] for c in counted), sum(c['compiled'] for c in counted))})")
+
+
 def write_report(study: Study, task, summary: dict, figures: list[str], seeds, wall: float, quick: bool,
-                 out: Path, command: str, data: Sequence[str] = (), index: str | None = None
-                 ) -> tuple[str, list[str], str]:
+                 out: Path, command: str, data: Sequence[str] = (), index: str | None = None,
+                 timing: Sequence[dict] = ()) -> tuple[str, list[str], str]:
     """Write ``out/report.md`` and the same page as ``out/report.html`` (figures embedded); returns
     the verdict line, the report's lines and its table. ``data``: what the members trained on, when
     a task names it (a copy of a dataset, stand-in data). ``index``: the index page's address from
-    ``out``, linked above the HTML page."""
+    ``out``, linked above the HTML page. ``timing``: the groups' timing as ``results.json`` keeps
+    it (the wall time then says what was compiled and what loaded from the cache)."""
     direction = metric_direction(study, task)
     table, n_orig, n_ok = results_table(study, summary, direction)
     claims = [c.judge(summary, direction) for c in study.claims]
@@ -134,7 +147,7 @@ def write_report(study: Study, task, summary: dict, figures: list[str], seeds, w
         f"Lab {study.lab}, task `{task.name}`. {ran_line(study, summary)} x {len(seeds)} seeds = "
         f"{len(summary) * len(seeds)} members; vmapped axes: {', '.join(study.vmapped_axes())}; "
         f"static axes (one program each): {', '.join(study.static_axes()) or 'none'}. "
-        f"Wall time {wall:.1f} s{' (--quick: a tiny version, not the real study)' if quick else ''}.", "",
+        f"Wall time {wall:.1f} s{compile_note(timing)}{' (--quick: a tiny version, not the real study)' if quick else ''}.", "",
         f"Command: `{command}`" if command else "", "",
         *([f"**Data:** {'; '.join(data)}.", ""] if data else []),
         f"**Verdict:** {verdict}.", "",

@@ -209,6 +209,7 @@ def study_outcome(study: Study, task, seeds: Sequence[int], run_settings: Sequen
     """The records, summaries and metadata of a trained grid (nothing written)."""
     timing = [{"settings": list(dict.fromkeys(g.labels)), "members": g.members, "epochs_run": g.epochs_run,
                "compile_s": round(g.compile_s, 3), "run_s": round(g.run_s, 3), "plan": g.plan,
+               "programs": g.programs,  # compile_s's compiles: loaded from the cache or compiled
                "plan_source": g.plan_source, "probe_s": g.probe, "waves": g.waves, "devices": g.devices}
               for g in result.groups]
     records = study_records(study, result)
@@ -243,7 +244,7 @@ def write_study(outcome: StudyOutcome, out: Path, tensorboard: Path | None = Non
         figures = study_figures(study, task, result, staging)
         verdict, lines, table = write_report(study, task, outcome.summary, figures, outcome.seeds, meta["wall_s"],
                                              meta["quick"], staging, meta["command"], meta["data"],
-                                             index=_index_link(study))
+                                             index=_index_link(study), timing=outcome.timing)
         write_records(staging, outcome.records, {**meta, "verdict": verdict})
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
@@ -317,7 +318,8 @@ def rewrite_report(study: Study, out: Path) -> "StudyReport":
     wall = float(meta.get("wall_s") or float("nan"))
     verdict, lines, table = write_report(study, task, summary, figures, meta.get("seeds", []), wall,
                                          bool(meta.get("quick")), out, meta.get("command", ""),
-                                         meta.get("data", []), index=_index_link(study))
+                                         meta.get("data", []), index=_index_link(study),
+                                         timing=meta.get("timing", []))
     atomic.write_json(path, {**meta, "verdict": verdict})
     return StudyReport(study.key, study.title, verdict, wall, str(out), bool(meta.get("quick")), lines, table, figures)
 

@@ -10,7 +10,7 @@ import pytest
 from experiments import lr_sweep
 from jaxlabs.tasks import TASKS, get_task
 
-TINY = ["--n", "60", "--epochs", "30", "--width", "8", "--depth", "2", "--no-progress"]
+TINY = ["--n", "60", "--epochs", "30", "--width", "8", "--depth", "2", "--no-progress", "--no-tensorboard"]
 
 
 def test_tiny_sweep_writes_every_file_with_a_row_per_member(tmp_path, capsys):

@@ -107,7 +107,7 @@ def free_port() -> int:
 
 
 LAB_A = ["--n", "60", "--epochs", "30", "--width", "8", "--depth", "2", "--seeds", "3", "--lr", "0.01,0.05",
-         "--no-progress", "--plan", "vmap"]
+         "--no-progress", "--plan", "vmap", "--no-tensorboard"]
 
 
 def two_processes(module: str, args: list[str], tmp_path) -> dict:

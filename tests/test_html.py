@@ -11,7 +11,7 @@ from urllib.parse import unquote
 from experiments import lr_sweep, reproduce
 from jaxlabs.html import render
 
-TINY = ["--n", "60", "--epochs", "30", "--width", "8", "--depth", "2", "--no-progress"]
+TINY = ["--n", "60", "--epochs", "30", "--width", "8", "--depth", "2", "--no-progress", "--no-tensorboard"]
 
 
 class Page(HTMLParser):
@@ -92,7 +92,7 @@ def test_sweep_report_html_has_every_figure_table_and_link(tmp_path):
 
 
 def test_reproduce_writes_html_reports_linked_from_an_html_index(tmp_path):
-    assert reproduce.main(["B-lr", "--quick", "--seeds", "1", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert reproduce.main(["B-lr", "--quick", "--seeds", "1", "--no-progress", "--no-tensorboard", "--out", str(tmp_path)]) == 0
     index = check_page(tmp_path, "index.html", "index.md")
     assert index.links == ["B-lr/report.html"]
     report = check_page(tmp_path / "B-lr", "report.html", "report.md")

@@ -66,7 +66,7 @@ def test_csv_classification_through_the_command(tmp_path, capsys):
     out = tmp_path / "out"
     assert lr_sweep.main(["--task", "csv", "--data", str(write_csv(tmp_path / "t.csv", rows=90)), "--target", "kind",
                           "--ignore", "y", "--epochs", "30", "--lr", "0.01", "--seeds", "2", "--no-progress",
-                          "--out", str(out)]) == 0
+                          "--no-tensorboard", "--out", str(out)]) == 0
     meta = json.loads((out / "results.json").read_text())
     name = meta["data"][0]
     assert "target kind: 2 classes 0=big, 1=small" in name
@@ -100,7 +100,7 @@ def test_image_folder_end_to_end_names_the_data_and_classes(tmp_path):
     assert lr_sweep.main(["--task", "image-folder", "--data-dir", str(tmp_path / "pets"), "--model", "cnn",
                           "--depth", "1", "--channels", "4", "--hidden", "8", "--epochs", "2", "--batch-size", "16",
                           "--crop", "1", "--flip", "--seeds", "2", "--lr", "0.001", "--no-progress",
-                          "--out", str(out)]) == 0
+                          "--no-tensorboard", "--out", str(out)]) == 0
     meta = json.loads((out / "results.json").read_text())
     name = "pets (image folder of PNG files); 43/5/12 train/val/test images of 8x8x3; classes 0=cat, 1=dog"
     assert meta["data"] == [name] and all(m["data"] == name for m in meta["members"])

@@ -104,14 +104,14 @@ def test_setting_that_names_nothing_is_a_one_line_error(argv, message, capsys, t
 
 
 def test_a_lab_letter_runs_its_studies_and_writes_an_index(tmp_path):
-    assert reproduce.main(["B", "--quick", "--seeds", "1", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert reproduce.main(["B", "--quick", "--seeds", "1", "--no-progress", "--no-tensorboard", "--out", str(tmp_path)]) == 0
     index = (tmp_path / "index.md").read_text()
     for s in resolve("B"):
         assert f"[{s.key}]({s.key}/report.md)" in index
     assert "(--quick: not a result)" in index
 
     # a later run into the same folder keeps the earlier studies in the index, marked as such
-    assert reproduce.main(["C-lr", "--quick", "--seeds", "1", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert reproduce.main(["C-lr", "--quick", "--seeds", "1", "--no-progress", "--no-tensorboard", "--out", str(tmp_path)]) == 0
     lines = (tmp_path / "index.md").read_text().splitlines()
     c_line = next(line for line in lines if line.startswith("| [C-lr]"))
     assert c_line.endswith("| this run |")

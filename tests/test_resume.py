@@ -32,10 +32,14 @@ MNIST_CNN = ["--task", "mnist-cnn", "--synthetic", "40", "--subset", "1.0", "--e
              "--plan", "vmap"]
 LAB_C = ["C", "--quick", "--seeds", "2", "--plan", "vmap"]
 EVERY = ["--checkpoint-every", "0.3s"]
+# TensorBoard's logs are test_tensorboard_run's (which passes tensorboard=True); here they would only
+# cost (a third of a 30,000-epoch run's time)
+QUIET = ["--no-tensorboard"]
 
 
-def start(command: str, args: list[str], out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", command, *args, *EVERY, "--no-progress", "--out", str(out)],
+def start(command: str, args: list[str], out: Path, tensorboard: bool = False) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", command, *args, *EVERY, *([] if tensorboard else QUIET),
+                             "--no-progress", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -48,8 +52,9 @@ def wait_for(p: subprocess.Popen, ready, timeout: float = 240.0) -> None:
         time.sleep(0.02)
 
 
-def rerun(command: str, args: list[str], out: Path) -> str:
-    p = subprocess.run([sys.executable, "-m", command, *args, *EVERY, "--no-progress", "--out", str(out)],
+def rerun(command: str, args: list[str], out: Path, tensorboard: bool = False) -> str:
+    p = subprocess.run([sys.executable, "-m", command, *args, *EVERY, *([] if tensorboard else QUIET),
+                        "--no-progress", "--out", str(out)],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     return p.stdout
@@ -61,15 +66,17 @@ def assert_same_results(a: Path, b: Path) -> None:
     members = lambda d: json.loads((d / "results.json").read_text())["members"]  # noqa: E731
     drop = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]  # noqa: E731
     assert drop(members(a)) == drop(members(b))
-    numbers = lambda d: re.sub(r"Wall time [\d.]+ s|`python -m [^`]*`", "", (d / "report.md").read_text())  # noqa: E731
-    assert numbers(a) == numbers(b)  # the report's numbers: its wall time and command aside
+    # the report's numbers: its wall time, its compile time and programs (loaded or compiled) and command aside
+    numbers = lambda d: re.sub(r"Wall time [\d.]+ s( \(compile [^)]*\))?|`python -m [^`]*`", "",  # noqa: E731
+                               (d / "report.md").read_text())
+    assert numbers(a) == numbers(b)
     assert not (b / CHECKPOINT_DIR).exists()  # done: the next run of the command starts afresh
 
 
 @pytest.fixture(scope="module")
 def lab_a_reference(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference") / "lab-a"
-    assert lr_sweep.main([*LAB_A, "--checkpoint-every", "0", "--no-progress", "--out", str(out)]) == 0
+    assert lr_sweep.main([*LAB_A, "--checkpoint-every", "0", *QUIET, "--no-progress", "--out", str(out)]) == 0
     return out
 
 
@@ -93,7 +100,7 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_results(tmp_path, lab_a_ref
 
 def test_a_killed_minibatch_sweep_with_a_best_epoch_checkpoint_resumes_exactly(tmp_path):
     reference, out = tmp_path / "reference", tmp_path / "run"
-    assert lr_sweep.main([*MNIST_CNN, "--checkpoint-every", "0", "--no-progress", "--out", str(reference)]) == 0
+    assert lr_sweep.main([*MNIST_CNN, "--checkpoint-every", "0", *QUIET, "--no-progress", "--out", str(reference)]) == 0
     p = start("experiments.lr_sweep", MNIST_CNN, out)
     wait_for(p, lambda: saved_position(out) is not None)
     p.kill()
@@ -104,7 +111,7 @@ def test_a_killed_minibatch_sweep_with_a_best_epoch_checkpoint_resumes_exactly(t
 
 def test_a_killed_lab_skips_finished_studies_and_groups(tmp_path):
     reference, out = tmp_path / "reference", tmp_path / "run"
-    assert reproduce.main([*LAB_C, "--checkpoint-every", "0", "--no-progress", "--out", str(reference)]) == 0
+    assert reproduce.main([*LAB_C, "--checkpoint-every", "0", *QUIET, "--no-progress", "--out", str(reference)]) == 0
     p = start("experiments.reproduce", LAB_C, out)
     # C-depth and C-lr are finished, C-activation's first static group too, its second is running
     wait_for(p, lambda: (saved_position(out / "C-activation") or {}).get("done_groups", 0) >= 1)
@@ -141,13 +148,13 @@ def test_ctrl_c_writes_a_checkpoint_says_how_to_resume_and_exits_130(tmp_path, l
     for argv, says in ((other, 'seeds: [0, 1] there, [0, 1, 2] here'),
                        ([*LAB_A, "--precision", "bf16"], 'engine.precision: "fp32" there, "bf16" here')):
         with pytest.raises(SystemExit) as stop:
-            lr_sweep.main([*argv, *EVERY, "--no-progress", "--out", str(out)])
+            lr_sweep.main([*argv, *EVERY, *QUIET, "--no-progress", "--out", str(out)])
         err = capsys.readouterr().err.strip()
         assert stop.value.code == 2 and len(err.splitlines()) == 1, err
         assert says in err and "--fresh" in err and "another --out" in err, err
     monkeypatch.setattr("jaxlabs.reproduce.code_version", lambda: "0123456789ab")  # jaxlabs or a library changed
     with pytest.raises(SystemExit):
-        lr_sweep.main([*LAB_A, *EVERY, "--no-progress", "--out", str(out)])
+        lr_sweep.main([*LAB_A, *EVERY, *QUIET, "--no-progress", "--out", str(out)])
     assert "code: " in capsys.readouterr().err
     monkeypatch.undo()
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
@@ -156,7 +163,7 @@ def test_ctrl_c_writes_a_checkpoint_says_how_to_resume_and_exits_130(tmp_path, l
     fresh = tmp_path / "fresh"
     shutil.copytree(out, fresh)
     short = [*LAB_A[:2], "--epochs", "30", *LAB_A[4:]]
-    assert lr_sweep.main([*short, *EVERY, "--fresh", "--no-progress", "--out", str(fresh)]) == 0
+    assert lr_sweep.main([*short, *EVERY, *QUIET, "--fresh", "--no-progress", "--out", str(fresh)]) == 0
     assert "resuming" not in capsys.readouterr().out
     assert json.loads((fresh / "results.json").read_text())["members"][0]["epochs_trained"] == 30
     assert resume_epoch(rerun("experiments.lr_sweep", LAB_A, out), "fit-log2cos-lr-sweep") == stopped
@@ -251,7 +258,7 @@ def test_a_checkpoint_that_cannot_be_read_is_one_line_naming_it_and_fresh(tmp_pa
     for step in wave_steps(out):
         damage(step)
     # in a process of its own: nothing of orbax's background work may print after the one line
-    again = subprocess.run([sys.executable, "-m", "experiments.lr_sweep", *LAB_A, *EVERY, "--no-progress",
+    again = subprocess.run([sys.executable, "-m", "experiments.lr_sweep", *LAB_A, *EVERY, *QUIET, "--no-progress",
                             "--out", str(out)], capture_output=True, text=True, timeout=300)
     err = again.stderr.strip()
     assert again.returncode == 2 and len(err.splitlines()) == 1, err
@@ -265,7 +272,7 @@ def test_a_second_run_into_a_folder_in_use_stops_at_once_naming_the_first(tmp_pa
     try:
         wait_for(p, lambda: saved_position(out) is not None)  # training, lock held
         with pytest.raises(SystemExit) as stop:
-            lr_sweep.main([*LAB_A, *EVERY, "--no-progress", "--out", str(out)])
+            lr_sweep.main([*LAB_A, *EVERY, *QUIET, "--no-progress", "--out", str(out)])
         err = capsys.readouterr().err.strip()
         assert stop.value.code == 2 and len(err.splitlines()) == 1, err
         assert f"argument --out: {out} is in use by another run (pid {p.pid} on " in err, err

@@ -57,22 +57,22 @@ def test_a_sweep_writes_one_run_per_member_and_no_tensorboard_writes_none(tmp_pa
 
 def test_a_killed_run_resumed_appends_without_a_step_twice(tmp_path):
     out = tmp_path / "run"
-    p = start("experiments.lr_sweep", LAB_A, out)
+    p = start("experiments.lr_sweep", LAB_A, out, tensorboard=True)
     wait_for(p, lambda: saved_position(out) is not None)
     p.kill()
     p.wait()
-    rerun("experiments.lr_sweep", LAB_A, out)
+    rerun("experiments.lr_sweep", LAB_A, out, tensorboard=True)
     check_against_the_run(out)
 
 
 def test_a_resumed_run_that_had_no_tensorboard_logs_gets_the_whole_history(tmp_path):
     out = tmp_path / "run"
-    p = start("experiments.lr_sweep", [*LAB_A, "--no-tensorboard"], out)
+    p = start("experiments.lr_sweep", [*LAB_A, "--no-tensorboard"], out, tensorboard=True)
     wait_for(p, lambda: saved_position(out) is not None)
     p.kill()
     p.wait()
     assert not (out / "tensorboard").exists()
-    rerun("experiments.lr_sweep", LAB_A, out)
+    rerun("experiments.lr_sweep", LAB_A, out, tensorboard=True)
     check_against_the_run(out)
 
 

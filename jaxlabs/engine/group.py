@@ -38,6 +38,7 @@ class GroupResult:
     devices: int = 1  # devices the members were split over
     data: str = ""  # what the data is (Trainer.data_name), "" for a task's one fixed source
     compiled: list = field(default_factory=list)  # (plan, program, epochs, members) of every compile, in order
+    programs: dict = field(default_factory=dict)  # compile_s's compiles: {"loaded" (cached), "compiled", "xla_s"}
     repacks: list = field(default_factory=list)  # (epoch, wave, members of the next program in its order)
 
     @property
@@ -137,8 +138,7 @@ def group_result(run: Run, state, g: int) -> GroupResult:
         epochs_run=epochs_run, compile_s=log.compile_s, run_s=max(log.busy_s - log.compile_s - log.probe_s, 0.0),
         plan=str(decision.plan or VMAP), plan_source=decision.source or "short group: vmap", probe=decision.probe,
         waves=list(log.waves), devices=len(spec.options.device_list()),
-        data=log.data, compiled=list(log.compiled),
-        repacks=list(log.repacks))
+        data=log.data, compiled=list(log.compiled), repacks=list(log.repacks), programs=dict(log.programs))
 
 
 def run_groups(specs: Sequence[GroupSpec], *, progress: bool = True, observer=None, store=None,

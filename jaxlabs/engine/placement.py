@@ -17,6 +17,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, SingleDeviceSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxlabs.engine import compile_cache
+
 
 def members_of(tree) -> int:
     """The member count of a member-stacked tree (its leading axis)."""
@@ -38,12 +40,15 @@ def _shapes(tree) -> tuple:
 class Placement:
     """The devices a group's members are split over (default: the first device), with the mesh
     that splits them. Moving members between programs (:meth:`take`, :meth:`put_back`) is compiled
-    once per shape; ``compile_s`` counts those compiles."""
+    once per shape; ``compile_s`` counts those compiles, ``compiles`` names them, ``loaded``
+    says how many came from the persistent compilation cache and ``xla_s`` XLA's share of it."""
 
     def __init__(self, devices: Optional[Sequence] = None):
         self.devices = list(devices) if devices else [jax.devices()[0]]
         self.mesh = Mesh(np.array(self.devices), ("members",)) if len(self.devices) > 1 else None
         self.compile_s = 0.0
+        self.compiles: list[str] = []
+        self.loaded, self.xla_s = 0, 0.0
         self._compiled: dict = {}
 
     @property
@@ -114,8 +119,11 @@ class Placement:
         key = (name, *(_shapes(a) for a in args))
         if key not in self._compiled:
             t0 = time.perf_counter()
-            self._compiled[key] = jax.jit(fn, out_shardings=self.sharding(True)).lower(*args).compile()
+            self._compiled[key], loaded, xla_s = compile_cache.compile(
+                jax.jit(fn, out_shardings=self.sharding(True)).lower(*args))
             self.compile_s += time.perf_counter() - t0
+            self.compiles.append(name)
+            self.loaded, self.xla_s = self.loaded + loaded, self.xla_s + xla_s
         return self._compiled[key]
 
     def take(self, tree, idx: np.ndarray):

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlabs.engine import compile_cache
 from jaxlabs.engine.placement import Placement, members_of, process0
 from jaxlabs.engine.plans import PRECISIONS, Plan
 from jaxlabs.engine.memory import program_bytes
@@ -49,11 +50,15 @@ def _known(options: tuple) -> bool:
 class Programs:
     """One group's compiled programs under one plan: init, a chunk of ``length`` epochs and finish,
     each compiled once per member count (waves and compaction change the count). ``compiles``:
-    (program, epochs, members) of every compile, in order; ``compile_s``: their seconds.
-    ``options``: the XLA compile options (None: :func:`compiler_options`'s)."""
+    (program, epochs, members) of every compile, in order; ``compile_s``: their seconds (tracing
+    and lowering included); ``loaded``: how many of them came from the persistent compilation cache
+    (:mod:`jaxlabs.engine.compile_cache`, on unless turned off), ``xla_s`` the seconds of XLA's
+    compiles and loads among them. ``options``: the XLA compile
+    options (None: :func:`compiler_options`'s)."""
 
     def __init__(self, trainer: Trainer, data: Any, plan: Plan, precision: str = "fp32",
                  placement: Optional[Placement] = None, options: Optional[dict] = None):
+        compile_cache.ensure()
         self.trainer, self.plan, self.precision = trainer, plan, precision
         self.placement = placement or Placement()
         self.options = compiler_options() if options is None else options
@@ -62,6 +67,7 @@ class Programs:
         self._compiled: dict[tuple, Any] = {}
         self.compiles: list[tuple[str, int, int]] = []
         self.compile_s = 0.0
+        self.loaded, self.xla_s = 0, 0.0
 
     def _one(self, name: str, length: int) -> Callable:
         trainer, skip = self.trainer, self.plan.kind == "map"
@@ -96,10 +102,15 @@ class Programs:
         key = (name, length, members_of(args[1]))
         if key not in self._compiled:
             t0 = time.perf_counter()
-            self._compiled[key] = self.lower(name, length, args).compile()
+            self._compiled[key], loaded, xla_s = compile_cache.compile(self.lower(name, length, args))
             self.compile_s += time.perf_counter() - t0
+            self.loaded, self.xla_s = self.loaded + loaded, self.xla_s + xla_s
             self.compiles.append(key)
         return self._compiled[key]
+
+    def tally(self) -> dict:
+        """``{"loaded", "compiled", "xla_s"}`` of these programs' compiles (:func:`compile_cache.tally`)."""
+        return compile_cache.tally([self])
 
     def init(self, key_data, hp):
         """States of the members with these keys (raw key data, (members, 2) uint32) and numbers."""
@@ -212,3 +223,8 @@ class PlanPrograms:
     def compile_s(self) -> float:
         """Every compile so far: each plan's programs and the placement's member moves."""
         return sum(p.compile_s for p in self.built()) + self.placement.compile_s
+
+    def tally(self) -> dict:
+        """``{"loaded", "compiled", "xla_s"}`` of every compile :attr:`compile_s` counts
+        (:func:`jaxlabs.engine.compile_cache.tally`)."""
+        return compile_cache.tally([*self.built(), self.placement])

@@ -332,6 +332,7 @@ class Run:
             b = self.built.get(g)
             if b is not None:
                 state.logs[g].data = b.trainer.data_name
+                state.logs[g].programs = b.programs_for.tally()
                 state.logs[g].compiled = [(str(p.plan), *c) for p in b.programs_for.built() for c in p.compiles]
             self.hooks.group_done(g, state)
             if not self.policy.holds:

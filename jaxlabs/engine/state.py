@@ -48,10 +48,11 @@ class GroupLog:
     busy_s: float = 0.0  # seconds spent on its units (compile and probe included)
     compiled: list = field(default_factory=list)  # (plan, program, epochs, members) of every compile
     data: str = ""  # what the data is (Trainer.data_name)
+    programs: dict = field(default_factory=dict)  # its compiles: {"loaded" (from the cache), "compiled", "xla_s"}
 
     def to_json(self) -> dict:
         return {**{k: getattr(self, k) for k in ("waves", "repacks", "program_epochs", "compile_s", "probe_s",
-                                                 "busy_s", "compiled", "data")}, "decision": self.decision.to_json()}
+                                                 "busy_s", "compiled", "data", "programs")}, "decision": self.decision.to_json()}
 
     @classmethod
     def from_json(cls, d: dict) -> "GroupLog":

@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from jaxlabs import atomic
+from jaxlabs.engine.compile_cache import programs_line
 from jaxlabs.results import fmt_num, format_table, write_records
 from jaxlabs.search.run import SearchResult
 
@@ -25,10 +26,17 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     return format_table(columns, [[_fmt(row.get(c)) for c in columns] for row in rows])
 
 
+def programs(r: SearchResult) -> dict:
+    """``{"loaded", "compiled", "xla_s"}`` of the compiles the search's compile_s counts."""
+    total = {k: sum(g["programs"][k] for g in r.groups) for k in ("loaded", "compiled", "xla_s")}
+    return {**total, "xla_s": round(total["xla_s"], 3)}
+
+
 def cost_line(r: SearchResult) -> str:
     share = r.member_epochs / max(1, r.full_epochs)
     return (f"{r.member_epochs:,} member-epochs ({share:.0%} of the {r.full_epochs:,} that training all "
-            f"{len(r.members)} members to {r.epochs} epochs costs), {r.wall_s:.1f} s ({r.compile_s:.1f} s compiling)")
+            f"{len(r.members)} members to {r.epochs} epochs costs), {r.wall_s:.1f} s ({r.compile_s:.1f} s compiling: "
+            f"{programs_line(programs(r)['loaded'], programs(r)['compiled'])})")
 
 
 def member_rows(r: SearchResult, test_metric: str) -> list[dict]:
@@ -81,6 +89,7 @@ def write_results(r: SearchResult, task, out: Path, command: str = "") -> list[s
     cost = {"member_epochs": r.member_epochs, "full_member_epochs": r.full_epochs,
             "share": r.member_epochs / max(1, r.full_epochs), "program_member_epochs": r.program_epochs,
             "wall_s": round(r.wall_s, 2), "compile_s": round(r.compile_s, 2), "decide_s": round(r.decide_s, 3),
+            "programs": programs(r),
             "full_wall_s_estimate": round((r.wall_s - r.compile_s) * r.full_epochs / max(1, r.program_epochs)
                                           + r.compile_s, 1)}
     write_records(out, rows, {  # results.json (this, and the rows as "members") and results.csv, as a sweep's

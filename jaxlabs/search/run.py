@@ -286,6 +286,7 @@ def run_search(task, members: Sequence[Member], space: Sequence[Dimension], opti
         program_epochs=sum(log.program_epochs for log in state.logs),
         groups=[{"static": g[0].static, "members": len(g), "repacks": [tuple(r) for r in log.repacks],
                  "compiled": [list(c[1:]) for c in log.compiled], "waves": list(log.waves),
-                 "plan": str(log.decision.plan or VMAP), "plan_source": log.decision.source or "forced"}
+                 "plan": str(log.decision.plan or VMAP), "plan_source": log.decision.source or "forced",
+                 "programs": dict(log.programs)}
                 for g, log in zip(groups, state.logs)],
         data=state.logs[0].data)
