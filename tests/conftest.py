@@ -50,6 +50,8 @@ SLOW = {
     "test_classify.py": ["test_cifar_resnet_on_synthetic_data_trains_two_members"],
     "test_console_scripts.py": ["test_script_answers_help_and_passes_exit_codes_on[jaxlabs-search]"],
     "test_slices.py": ["test_an_epoch_in_pieces_gives_the_whole_epochs_numbers_bit_for_bit"],
+    "test_resume_processes.py": ["test_two_processes_killed_mid_run_resume_to_the_uninterrupted_results"],
+    "test_notebook.py": ["test_the_notebook_runs_and_shows_its_results"],
     "test_tensorboard_run.py": ["test_a_killed_run_resumed_appends_without_a_step_twice",
                                 "test_a_resumed_run_that_had_no_tensorboard_logs_gets_the_whole_history"],
 }
