@@ -172,7 +172,10 @@ class Run:
         b, log = self.group(unit.group), state.logs[unit.group]
         idx = np.asarray(unit.members, int)[np.asarray(unit.slots, int)]
         hp = rows(b.hp, idx)
-        state0 = b.programs(log.decision).init(b.placement.members(b.key_data[idx]), b.placement.members(hp))
+        # under auto every run initialises under vmap, as the run that probes does before it chooses:
+        # a later run that finds the choice cached then loads that same init program
+        init = b.programs_for(VMAP) if self.specs[unit.group].options.plan is None else b.programs(log.decision)
+        state0 = init.init(b.placement.members(b.key_data[idx]), b.placement.members(hp))
         capacity = -(-b.trainer.max_epochs // b.chunk) * b.chunk
         return dataclasses.replace(unit, ws=fresh(state0, len(unit.members), capacity, state0.last_logs.keys()),
                                    hp=hp)
