@@ -42,17 +42,20 @@ def build_parser(task) -> ArgumentParser:
         "per static configuration, with successive halving or population-based training deciding between chunks "
         "of epochs. Writes report.md, report.html, results.json, results.csv, curves.npz and figures.",
         DEFAULT_TASK, "which lab (default: %(default)s)")
-    p.add_argument("--method", default="halving", choices=("halving", "pbt"),
-                   help="halving: successive halving; pbt: population-based training (default: %(default)s)")
-    p.add_argument("--members", type=int_at_least(1), default=27, help="population size (default: %(default)s)")
+    p.add_argument("--method", default="hyperband", choices=("hyperband", "halving", "pbt"),
+                   help="hyperband: brackets of successive halving from aggressive to none, in one program; "
+                        "halving: successive halving; pbt: population-based training (default: %(default)s)")
+    p.add_argument("--members", type=int_at_least(1), default=None,
+                   help="population size of halving and PBT (default: 27); hyperband's is its brackets' sizes")
     p.add_argument("--seed", type=int_at_least(0), default=0,
                    help="seed of the sampled points and of the members' own seeds (default: %(default)s)")
-    h = p.add_argument_group("successive halving")
+    h = p.add_argument_group("successive halving and hyperband")
     h.add_argument("--eta", type=int_at_least(2), default=3, help="each rung keeps the best 1/eta (default: 3)")
     h.add_argument("--min-epochs", dest="min_epochs", type=int_at_least(1), default=None,
                    help="epochs before the first rung (default: the budget / eta^k, k rungs leaving one member)")
     h.add_argument("--rungs", type=int_at_least(1), default=None,
-                   help="how many rungs (default: every min-epochs x eta^k below the budget)")
+                   help="how many rungs (default: every min-epochs x eta^k below the budget; hyperband: 3, its "
+                        "brackets s = rungs .. 0)")
     b = p.add_argument_group("population-based training")
     b.add_argument("--pbt-every", dest="pbt_every", type=int_at_least(1), default=None,
                    help="epochs between exploit steps (default: a tenth of the budget)")
@@ -118,9 +121,13 @@ def main(argv=None) -> int:
     epochs_dim = next((d for d in space if d.name == "epochs"), None)
     options = SearchOptions(args.method, args.eta, args.min_epochs, args.rungs, args.pbt_every, args.quantile,
                             args.resample)
+    if args.method == "hyperband" and args.members is not None:
+        fail(PROG, "argument --members: hyperband's population is its brackets' sizes (set by --eta, --min-epochs "
+                   "and --rungs); leave --members out, or choose --method halving")
     try:
-        if epochs_dim is not None:
-            options = options.check(int(epochs_dim.values[0]), args.members)
+        epochs = int(epochs_dim.values[0])
+        options = options.check(epochs, args.members or 27)
+        args.members = options.population_size(epochs, args.members or 27)
         engine = engine_options(PROG, args)
         members = population(task, space, args.members, args.seed)
     except SearchError as e:

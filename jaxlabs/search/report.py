@@ -44,8 +44,10 @@ def member_rows(r: SearchResult, test_metric: str) -> list[dict]:
             row[k] = m.static[k] if k in m.static else float(np.float32(m.hparams[k]))
         if r.method == "pbt":
             row.update({f"{k}_last": float(r.numbers[k][i]) for k in searched if k in r.numbers})
+        if r.bracket is not None:
+            row["bracket"] = int(r.bracket[i])
         row["status"] = r.status[i]
-        row["rungs_reached" if r.method == "halving" else "decisions"] = int(r.reached[i])
+        row["rungs_reached" if r.options.prunes else "decisions"] = int(r.reached[i])
         row["epochs_trained"] = int(r.final["stop_epoch"][i])
         for k in (r.metric, test_metric):
             if k in r.final and np.ndim(r.final[k][i]) == 0:
@@ -87,7 +89,8 @@ def write_results(r: SearchResult, task, out: Path, command: str = "") -> list[s
         "task": r.task, "method": r.method, "command": command, "data": r.data, "metric": r.metric,
         "higher_is_better": r.higher, "test_metric": test, "epochs": r.epochs, "options": vars(r.options),
         "space": [d.to_json() for d in r.space if d.varies], "best": best, "cost": cost,
-        "decisions": r.decisions, "lineage": r.lineage, "groups": r.groups})
+        "decisions": r.decisions, "lineage": r.lineage, "groups": r.groups,
+        **({"brackets": r.brackets()} if r.bracket is not None else {})})
     arrays = {f"curves/{k}": v for k, v in r.curves.items()}
     arrays.update({f"numbers/{k}": np.stack([h[k] for _, h in r.history]) for k in r.history[0][1]})
     arrays["numbers_epochs"] = np.asarray([e for e, _ in r.history])
@@ -132,7 +135,7 @@ def curves_figure(r: SearchResult, path: Path) -> str:
         stop = int(r.final["stop_epoch"][i]) if r.status[i] == "pruned" else curves.shape[1]
         ax.plot(epochs[:stop], curves[i, :stop], color=cmap(norm(values[i])), lw=2.2 if i == r.best else 0.8,
                 alpha=1.0 if i == r.best else 0.7, zorder=3 if i == r.best else 2)
-    if r.method == "halving":
+    if r.options.prunes:
         for e in r.options.decisions(r.epochs, len(r.members)):
             ax.axvline(e, color="0.5", ls="--", lw=0.8)
     else:
@@ -143,9 +146,9 @@ def curves_figure(r: SearchResult, path: Path) -> str:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(r.metric + (" (higher is better)" if r.higher else " (lower is better)"))
-    what = "rungs dashed, pruned curves end at their rung" if r.method == "halving" else "exploit steps in grey"
+    what = "rungs dashed, pruned curves end at their rung" if r.options.prunes else "exploit steps in grey"
     data = f"; {r.data}" if r.data else ""
-    method = "halving" if r.method == "halving" else "PBT"
+    method = {"halving": "halving", "hyperband": "Hyperband"}.get(r.method, "PBT")
     ax.set_title(f"{r.task}: {method} over {len(r.members)} members ({what}){data}", fontsize=9)
     if d is not None:
         sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
@@ -221,7 +224,8 @@ def report_text(r: SearchResult, task, rows: list[dict], best: dict, cost: dict,
                 command: str = "") -> str:
     test = task.primary_metric
     searched = [d for d in r.space if d.varies]
-    lines = [f"# Search: {r.task}, {'successive halving' if r.method == 'halving' else 'population-based training'}",
+    title = {"halving": "successive halving", "hyperband": "Hyperband", "pbt": "population-based training"}
+    lines = [f"# Search: {r.task}, {title[r.method]}",
              "", f"{task.description}." + (f" Data: {r.data}." if r.data else ""), ""]
     if command:
         lines += ["```", command, "```", ""]
@@ -229,6 +233,8 @@ def report_text(r: SearchResult, task, rows: list[dict], best: dict, cost: dict,
     o = r.options
     rungs = ", ".join(map(str, o.decisions(r.epochs, len(r.members))))
     how = (f"eta {o.eta}, rungs at epochs {rungs}" if r.method == "halving" else
+           f"eta {o.eta}, {len(o.brackets(r.epochs))} brackets ranking their own members at rungs among epochs "
+           f"{rungs}" if r.method == "hyperband" else
            f"every {o.pbt_every} epochs the bottom {o.quantile:.0%} copy one of the top {o.quantile:.0%} and "
            f"perturb its numbers (x0.8 / x1.25, resampled with probability {o.resample:g})")
     lines += [f"{len(r.members)} members sampled from {space}; {r.epochs} epochs each at most; {how}. Ranked on "
@@ -250,7 +256,18 @@ def report_text(r: SearchResult, task, rows: list[dict], best: dict, cost: dict,
               f"The {len(r.decisions)} decisions took {r.decide_s:.2f} s in all "
               f"({r.decide_s / max(r.wall_s, 1e-9):.2%} "
               "of the run: ranking, draws, pruning, repacking, copying).", ""]
-    if r.method == "halving":
+    if r.method == "hyperband":
+        lines += ["## Brackets", "", "Every bracket's members trained in the same programs; each bracket ranks its "
+                  "own members at its own rungs, and the winner is the best of every bracket's finalists.", "",
+                  "| bracket | members | rungs | member-epochs | its best member |", "|---|---|---|---|---|"]
+        lines += [f"| {b['bracket']} | {len(b['members'])} | {', '.join(map(str, b['rungs'])) or '-'} | "
+                  f"{b['member_epochs']:,} | {b['best']}{' (the winner)' if b['best'] == r.best else ''} |"
+                  for b in r.brackets()]
+        lines += ["", "| epoch | bracket | members ranked | kept | program sizes after |", "|---|---|---|---|---|"]
+        lines += [f"| {d['epoch']} | {b['bracket']} | {b['entered']} | {len(b['kept'])} | "
+                  f"{', '.join(map(str, d['sizes']))} |" for d in r.decisions for b in d["brackets"]]
+        lines.append("")
+    elif r.method == "halving":
         lines += ["## Rungs", "", "| epoch | members ranked | kept | program sizes after |", "|---|---|---|---|"]
         lines += [f"| {d['epoch']} | {d['entered']} | {len(d['kept'])} | {', '.join(map(str, d['sizes']))} |"
                   for d in r.decisions]
@@ -268,7 +285,7 @@ def report_text(r: SearchResult, task, rows: list[dict], best: dict, cost: dict,
     top = sorted(rows, key=lambda row: (row["best"] is False, _order(row.get(r.metric), r.higher)))[:10]
     cols = ["member", *[d.name for d in searched], *([f"{d.name}_last" for d in searched if d.option.traced]
                                                       if r.method == "pbt" else []),
-            "status", "rungs_reached" if r.method == "halving" else "decisions", "epochs_trained", r.metric, test]
+            "bracket", "status", "rungs_reached" if r.options.prunes else "decisions", "epochs_trained", r.metric, test]
     lines += [f"## Top members by {r.metric}", "", _table(top, [c for c in cols if any(c in row for row in rows)]), ""]
     lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
     lines += ["Every member's row is in results.csv and results.json; curves and numbers over epochs in "
