@@ -33,7 +33,8 @@ DEFAULT_TASK = "fit-log2cos"
 DEFAULT_RANGES = {"lr": "1e-4..1e-1"}
 SEARCH_FLAGS = {"method": "--method", "eta": "--eta", "min_epochs": "--min-epochs", "rungs": "--rungs",
                 "pbt_every": "--pbt-every", "quantile": "--quantile", "resample": "--resample",
-                "members": "--members", "task": "--task"}
+                "members": "--members", "task": "--task", "rounds": "--rounds", "sampler": "--sampler",
+                "storage": "--storage", "study_name": "--study-name", "out": "--out"}
 
 
 def build_parser(task) -> ArgumentParser:
@@ -64,6 +65,18 @@ def build_parser(task) -> ArgumentParser:
     b.add_argument("--resample", type=number, default=0.25,
                    help="probability that a copied number is drawn afresh instead of x0.8 / x1.25 "
                         "(default: %(default)s)")
+    r = p.add_argument_group("rounds, samplers and Optuna studies")
+    r.add_argument("--rounds", type=int, default=1,
+                   help="populations one after another, each proposed from the earlier ones' results (default: 1)")
+    r.add_argument("--sampler", default="halton", choices=("halton", "random", "tpe", "gp", "cmaes"),
+                   help="what proposes a round's members: halton (scrambled Halton, continued round after round) or "
+                        "one of Optuna's samplers, told every earlier member; a first round is Halton's "
+                        "(default: %(default)s; Optuna's need pip install 'jaxlabs[search]')")
+    r.add_argument("--storage", default=None,
+                   help="an Optuna storage URL (e.g. sqlite:///study.db): every member a trial of --study-name; "
+                        "a later run with more --rounds continues the study")
+    r.add_argument("--study-name", dest="study_name", default=None,
+                   help="the study in --storage (default: <task>-search-<method>)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<task>-search-<method>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_flags(p, plan_help="how a program's members share the device: vmap, map, hybrid:K or auto (timed on "
@@ -130,6 +143,12 @@ def main(argv=None) -> int:
         args.members = options.population_size(epochs, args.members or 27)
         engine = engine_options(PROG, args)
         members = population(task, space, args.members, args.seed)
+        if rounds_asked(args):
+            from jaxlabs.search.rounds import check_rounds, open_storage
+
+            check_rounds(options, args.rounds, args.sampler, args.storage, args.num_processes or 1)
+            args.study_name = args.study_name or f"{task.name}-search-{args.method}"
+            args.study = open_storage(args.storage, args.study_name, space)
     except SearchError as e:
         fail(PROG, f"argument {SEARCH_FLAGS.get(e.option, '--' + e.option.replace('_', '-'))}: {e}")
     except ValueError as e:
@@ -148,6 +167,11 @@ def main(argv=None) -> int:
         raise
 
 
+def rounds_asked(args) -> bool:
+    """Whether the search runs rounds (:mod:`jaxlabs.search.rounds`) rather than one population."""
+    return args.rounds != 1 or args.sampler != "halton" or args.storage is not None
+
+
 def _run(task, args, argv, space, notes, options, engine, members, out: Path) -> int:
     import jax
 
@@ -164,6 +188,9 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
     with output_lock(PROG, out):
         if args.fresh:
             ckpt.remove(out / ckpt.CHECKPOINT_DIR)
+            (out / "rounds.json").unlink(missing_ok=True)
+        if rounds_asked(args):
+            return _rounds(task, args, command, space, notes, options, engine, out, label)
         checkpoint = None
         if args.checkpoint_every > 0:  # on several processes, each keeps its own members' shards
             config = {"task": task.name, "options": dataclasses.asdict(options), "members": args.members,
@@ -225,6 +252,69 @@ def _run(task, args, argv, space, notes, options, engine, members, out: Path) ->
               f"results.csv, curves.npz, {', '.join(figures)}"
               + (f"; TensorBoard: tensorboard --logdir {out}/tensorboard" if args.tensorboard else ""))
         return 0
+
+
+def _rounds(task, args, command, space, notes, options, engine, out: Path, label: str) -> int:
+    """``--rounds``, ``--sampler``, ``--storage``: rounds one after another (jaxlabs.search.rounds)."""
+    from jaxlabs import checkpoint as ckpt
+    from jaxlabs.reproduce import publish
+    from jaxlabs.search import SearchError
+    from jaxlabs.search.report import cost_line, write_results
+    from jaxlabs.search.rounds import search_rounds, summaries
+    from jaxlabs.search.run import SearchRecord
+    from jaxlabs.store import RunStore
+
+    config = {"task": task.name, "options": dataclasses.asdict(options), "members": args.members, "seed": args.seed,
+              "space": [d.to_json() for d in space], "sampler": args.sampler, "storage": args.storage,
+              "study": args.study_name, "engine": {**dataclasses.asdict(engine), "plan": str(engine.plan)},
+              "code": ckpt.code_version()}
+
+    def store_for(r, members):  # a round's own checkpoint, of its own points
+        if args.checkpoint_every <= 0:
+            return None
+        return RunStore(out / ckpt.CHECKPOINT_DIR / f"round-{r}", {**config, "round": r,
+                        "points": [m.label for m in members]}, args.checkpoint_every, f"{label} round {r + 1}",
+                        SearchRecord)
+
+    searched = [d for d in space if d.varies]
+    print(f"{task.description}\n{args.rounds} rounds of {args.members} members from "
+          f"{'; '.join(f'{d.name} {d.text()}' for d in searched) or 'one point'}; {args.method}, sampler "
+          f"{args.sampler}" + (f"; study {args.study_name} in {args.storage}" if args.storage else "")
+          + (f"; {', '.join(notes)}" if notes else ""))
+    t0 = time.perf_counter()
+    try:
+        with one_line_errors(PROG, out, SEARCH_FLAGS), durable(args):
+            result, history, storage_s = search_rounds(
+                task, space, options, size=args.members, seed=args.seed, rounds=args.rounds, sampler=args.sampler,
+                out=out, config=config, storage=args.storage, study_name=args.study_name, study=args.study,
+                store_for=store_for, engine=engine, progress=not args.no_progress, label=label, writer=is_writer())
+    except (SearchError, ValueError) as e:
+        fail(PROG, f"argument {SEARCH_FLAGS.get(getattr(e, 'option', 'out'), '--out')}: {e}")
+    if result is None:
+        print(f"{label}: all {args.rounds} rounds finished earlier, results in {out}")
+        return 0
+    if not is_writer():
+        return 0
+    rounds = summaries(history, task.primary_metric)
+    staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=out))
+    try:
+        with one_line_errors(PROG, out):
+            figures = write_results(result, task, staging, command, rounds=rounds, storage_s=storage_s)
+    except SystemExit:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    publish(staging, out)
+    ckpt.remove(out / ckpt.CHECKPOINT_DIR)
+    for r in rounds:
+        b = r["best"] or {}
+        print(f"round {r['round'] + 1}: {r['members']} members, {r['member_epochs']:,} member-epochs; best "
+              + (", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in b["params"].items())
+                 + f": {result.metric} {b['value']:.4g}" if b else "none complete"))
+    print(f"last round's cost: {cost_line(result)}" + (f"; {storage_s:.2f} s writing to the storage" if args.storage
+                                                       else ""))
+    print(f"\n{time.perf_counter() - t0:.1f} s in all; wrote {out}/report.md, report.html, results.json, "
+          f"results.csv, curves.npz, rounds.json, {', '.join(figures)}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -326,6 +326,7 @@ LAB_A = ["--n", "60", "--width", "8", "--depth", "2", "--lr", "1e-3..0.1", "--to
     (["--method", "pbt", "--epochs", "50", "--pbt-every", "60"], "--pbt-every"),
     (["--method", "pbt", "--quantile", "0.7"], "--quantile"),
     (["--subset", "0.5"], "--subset"),
+    (["--members", "9"], "--members"),
 ])
 def test_bad_input_is_one_line_exit_2_and_out_untouched(tmp_path, capsys, args, flag):
     out = tmp_path / "out"
@@ -339,7 +340,7 @@ def test_bad_input_is_one_line_exit_2_and_out_untouched(tmp_path, capsys, args, 
 
 def test_the_command_writes_the_report_the_records_and_the_figures(tmp_path, capsys):
     out = tmp_path / "halving"
-    assert search_cmd.main([*LAB_A, "--epochs", "90", "--members", "9", "--checkpoint-every", "0",
+    assert search_cmd.main([*LAB_A, "--epochs", "90", "--method", "halving", "--members", "9", "--checkpoint-every", "0",
                             "--no-progress", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "best: member" in printed and "member-epochs" in printed
@@ -377,7 +378,7 @@ def test_the_command_writes_the_report_the_records_and_the_figures(tmp_path, cap
 
 
 # ----------------------------------------------------------------------------- durable and distributed
-KILLED = [*LAB_A, "--epochs", "20000", "--members", "8", "--plan", "vmap"]
+KILLED = [*LAB_A, "--epochs", "20000", "--plan", "vmap"]
 
 
 def _same_search(a: Path, b: Path) -> None:
@@ -392,8 +393,10 @@ def _same_search(a: Path, b: Path) -> None:
     assert sa == sb
 
 
-@pytest.mark.parametrize("method", [["--method", "halving", "--eta", "2", "--min-epochs", "400"],
-                                    ["--method", "pbt", "--pbt-every", "500"]], ids=["halving", "pbt"])
+@pytest.mark.parametrize("method", [["--method", "halving", "--members", "8", "--eta", "2", "--min-epochs", "400"],
+                                    ["--method", "pbt", "--members", "8", "--pbt-every", "500"],
+                                    ["--method", "hyperband", "--eta", "2", "--min-epochs", "400", "--rungs", "2"]],
+                         ids=["halving", "pbt", "hyperband"])
 def test_a_search_killed_mid_run_resumes_to_the_same_results(tmp_path, method):
     reference = tmp_path / "reference"
     assert search_cmd.main([*KILLED, *method, "--checkpoint-every", "0", "--no-progress", "--out",

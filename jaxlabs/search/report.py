@@ -73,8 +73,10 @@ def summary(r: SearchResult, test_metric: str) -> dict:
             "status": r.status[b]}
 
 
-def write_results(r: SearchResult, task, out: Path, command: str = "") -> list[str]:
-    """Every file of a search into ``out``; the names of the figures."""
+def write_results(r: SearchResult, task, out: Path, command: str = "", rounds: Optional[list] = None,
+                  storage_s: float = 0.0) -> list[str]:
+    """Every file of a search into ``out``; the names of the figures. ``rounds``: per round of a
+    search of several (:func:`jaxlabs.search.rounds.summaries`); ``r`` is then the last one run."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     test = task.primary_metric
@@ -90,7 +92,9 @@ def write_results(r: SearchResult, task, out: Path, command: str = "") -> list[s
         "higher_is_better": r.higher, "test_metric": test, "epochs": r.epochs, "options": vars(r.options),
         "space": [d.to_json() for d in r.space if d.varies], "best": best, "cost": cost,
         "decisions": r.decisions, "lineage": r.lineage, "groups": r.groups,
-        **({"brackets": r.brackets()} if r.bracket is not None else {})})
+        **({"brackets": r.brackets()} if r.bracket is not None else {}),
+        **({"rounds": rounds, "winner": rounds_winner(rounds, r.higher), "storage_s": round(storage_s, 3)}
+           if rounds is not None else {})})
     arrays = {f"curves/{k}": v for k, v in r.curves.items()}
     arrays.update({f"numbers/{k}": np.stack([h[k] for _, h in r.history]) for k in r.history[0][1]})
     arrays["numbers_epochs"] = np.asarray([e for e, _ in r.history])
@@ -100,6 +104,8 @@ def write_results(r: SearchResult, task, out: Path, command: str = "") -> list[s
     if r.method == "pbt":
         figures.append(schedules_figure(r, out / "pbt_schedules.png"))
     text = report_text(r, task, rows, best, cost, figures, command)
+    if rounds is not None:
+        text = rounds_text(rounds, r, test, storage_s) + text
     atomic.write_text(out / "report.md", text)
     from jaxlabs.html import render
 
@@ -290,6 +296,31 @@ def report_text(r: SearchResult, task, rows: list[dict], best: dict, cost: dict,
     lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
     lines += ["Every member's row is in results.csv and results.json; curves and numbers over epochs in "
               "curves.npz.", ""]
+    return "\n".join(lines)
+
+
+def rounds_winner(rounds: list, higher: bool) -> Optional[dict]:
+    """The best complete member of every round: its round and numbers."""
+    done = [{"round": x["round"], **x["best"]} for x in rounds if x["best"]]
+    return min(done, key=lambda b: _order(b["value"], higher)) if done else None
+
+
+def rounds_text(rounds: list, r: SearchResult, test: str, storage_s: float) -> str:
+    """The report's head for a search of several rounds: every round's best and the winner."""
+    win = rounds_winner(rounds, r.higher)
+    lines = [f"# Rounds of a search: {r.task}, {len(rounds)} rounds", ""]
+    if win:
+        lines += [f"Best across the rounds: round {win['round'] + 1}, member {win['member']}: **"
+                  + ", ".join(f"{k}={_fmt(v)}" for k, v in win["params"].items())
+                  + f"**: {r.metric} {_fmt(win['value'])}, {test} {_fmt(win.get(test))}.", ""]
+    lines += ["| round | members | member-epochs | best | " + r.metric + " | " + test + " |", "|---|---|---|---|---|---|"]
+    for x in rounds:
+        b = x["best"] or {}
+        lines.append(f"| {x['round'] + 1} | {x['members']} | {x['member_epochs']:,} | "
+                     + (", ".join(f"{k}={_fmt(v)}" for k, v in b.get("params", {}).items()) or "-")
+                     + f" | {_fmt(b.get('value'))} | {_fmt(b.get(test))} |")
+    lines += ["", f"Writing this run's members to the storage took {storage_s:.2f} s." if storage_s else "",
+              "What follows is the last round run.", "", ""]
     return "\n".join(lines)
 
 
