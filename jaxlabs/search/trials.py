@@ -127,7 +127,9 @@ def trial_records(result, round_: int, test_metric: str) -> list[dict]:
         status = STATUS_NAMES[int(result.final["status"][i])]
         stop = int(result.final["stop_epoch"][i])
         curve = np.asarray(result.curves[result.metric][i, :stop], np.float64)
-        value = float(result.final[result.metric][i]) if result.metric in result.final else float(curve[-1])
+        # a pruned member's value is its last intermediate value (its rung's), as Optuna's pruned trials
+        value = float(result.final[result.metric][i]) if result.metric in result.final and status != "pruned" \
+            else float(curve[-1]) if len(curve) else math.nan
         state = "FAIL" if status == "diverged" or not math.isfinite(value) else \
             "PRUNED" if status == "pruned" else "COMPLETE"
         test = float(result.final[test_metric][i]) if test_metric in result.final else None
