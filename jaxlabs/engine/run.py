@@ -282,8 +282,11 @@ class Run:
     def go(self, state: RunState) -> RunState:
         """The run from ``state`` to its end: every unit finished. ``stop`` 0 in the final pass means
         each group's own budget (a sweep's groups may differ in epochs; a search's may not)."""
-        stops = [s for s in self.policy.stops(self.budget()) if s > state.stop
-                 or (s == state.stop and not _decided(state))] if self.policy.holds else []
+        # the decision points still to come: past the last one decided (a run resumed in its final
+        # pass, whose stop is FINAL = 0, has decided them all)
+        decided = getattr(state.record, "decided", None)
+        stops = [s for s in self.policy.stops(self.budget()) if (s > decided if decided is not None else
+                 s > state.stop or (s == state.stop and not _decided(state)))] if self.policy.holds else []
         for stop in [*stops, FINAL]:
             state = dataclasses.replace(state, stop=stop)
             for u in range(len(state.units)):

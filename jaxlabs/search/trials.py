@@ -225,6 +225,7 @@ def write_trials(study, space, trials: Sequence[dict]) -> None:
     if rdb is None or not made:
         study.add_trials(made)
         return
+    import sqlalchemy
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
@@ -232,13 +233,16 @@ def write_trials(study, space, trials: Sequence[dict]) -> None:
     # own path looks each one up before it inserts it: three queries a value)
     bare = [frozen({**t, "intermediate": {}}, dists) for t in trials]
     Value = models.TrialIntermediateValueModel
+    values = []
     with _create_scoped_session(rdb.scoped_session) as session:
         models.StudyModel.find_or_raise_by_id(study._study_id, session, for_update=True)
         for t, template in zip(trials, bare):
             row = rdb._get_prepared_new_trial(study._study_id, template, session)
-            session.add_all([Value(trial_id=row.trial_id, step=int(k), intermediate_value=stored, intermediate_value_type=kind)
-                             for k, v in t["intermediate"].items()
-                             for stored, kind in [Value.intermediate_value_to_stored_repr(float(v))]])
+            values += [{"trial_id": row.trial_id, "step": int(k), "intermediate_value": stored,
+                        "intermediate_value_type": kind} for k, v in t["intermediate"].items()
+                       for stored, kind in [Value.intermediate_value_to_stored_repr(float(v))]]
+        if values:  # one executemany for every value of the round
+            session.execute(sqlalchemy.insert(Value.__table__), values)
 
 
 def _rdb_backend(study):
