@@ -1,6 +1,7 @@
 """Search a task's options for the best setting, inside one compiled program per static configuration.
 
-    python -m experiments.search                                   # Lab A: lr 1e-4..0.1, 27 members, halving
+    python -m experiments.search                                   # Lab A: lr 1e-4..0.1, Hyperband, 49 members
+    python -m experiments.search --rounds 3 --sampler tpe --storage sqlite:///runs/laba.db   # an Optuna study
     python -m experiments.search --task boston --lr 1e-3..0.3 --weight-decay 1e-5..1e-2 --members 81
     python -m experiments.search --task fashion-mlp --lr 0.01..1 --hidden 256,512 --method pbt --epochs 10
     python -m experiments.search --task boston --help              # Boston's options
@@ -8,10 +9,14 @@
 Every option of the task is a flag that takes one value, a list ``A,B,C``, or, for a traced
 number, a range ``LOW..HIGH`` (log-uniform for options declared log-scale: learning rates, weight
 decay; uniform otherwise). ``--members`` points are sampled quasi-randomly (scrambled Halton) from
-``--seed``; each member trains from its own seed. ``--method halving`` ranks every member on the
+``--seed``; each member trains from its own seed. ``--method hyperband`` (the default) runs
+brackets of successive halving, from aggressive to none, in the same programs, each bracket ranking
+its own members at its own rungs; ``--method halving`` ranks every member on the
 task's validation metric at rungs ``--min-epochs x eta^k`` and prunes all but the best 1/eta, which
 leave the program; ``--method pbt`` lets the worst copy the best every ``--pbt-every`` epochs and
-perturb their numbers. Writes report.md/.html, results.json/.csv, curves.npz and figures to --out.
+perturb their numbers. ``--rounds K`` runs K populations, each proposed by ``--sampler`` (Halton,
+or one of Optuna's told the earlier rounds); ``--storage`` records every member as an Optuna trial.
+Writes report.md/.html, results.json/.csv, curves.npz and figures to --out.
 """
 from __future__ import annotations
 
