@@ -22,7 +22,7 @@ import dataclasses
 import itertools
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from jaxlabs.engine.options import EngineOptions
 from jaxlabs.engine.plans import parse_plan, parse_precision
@@ -224,11 +224,13 @@ def search_space(task: Task, given: dict) -> list:
     return full_space(task.options, dims)
 
 
-def search(what, *, members: int = 27, method: str = "halving", seed: int = 0, out=None, progress: bool = True,
+def search(what, *, members: Optional[int] = None, method: str = "halving", seed: int = 0, out=None,
+           progress: bool = True,
            **space):
     """Search a lab, a Task or your own model for its best setting: ``members`` points sampled
     from ``space`` (numbers, lists, :func:`loguniform`/:func:`uniform` ranges), trained once with
-    successive halving (``method="halving"``; ``eta``, ``min_epochs``, ``rungs``) or
+    successive halving (``method="halving"``; ``eta``, ``min_epochs``, ``rungs``; ``members``
+    default 27), Hyperband (``"hyperband"``: its brackets size the population) or
     population-based training (``"pbt"``; ``pbt_every``, ``quantile``, ``resample``). Returns a
     :class:`jaxlabs.outcomes.SearchOutcome`; ``out``: save there too."""
     from jaxlabs.outcomes import SearchOutcome
@@ -238,6 +240,10 @@ def search(what, *, members: int = 27, method: str = "halving", seed: int = 0, o
     task = task_of(what)
     given, engine_given, how = split_keywords(task, space, SEARCH_FIELDS)
     engine = engine_options(engine_given)  # a search's default plan: vmap (the population changes)
+    if method == "hyperband" and members is not None:
+        raise LibraryError(f"members={members!r}: hyperband's brackets size its population (eta, min_epochs, "
+                           "rungs); leave members out")
+    members = 27 if members is None else members
     if not isinstance(members, int) or members < 1:
         raise LibraryError(f"members={members!r}: give a population size >= 1")
     dims = search_space(task, given)
@@ -245,6 +251,7 @@ def search(what, *, members: int = 27, method: str = "halving", seed: int = 0, o
     options = SearchOptions(method, **how)
     if epochs is not None:
         options = options.check(epochs, members)
+        members = options.population_size(epochs, members)
     pop = population(task, dims, members, seed)
     result = run_search(task, pop, dims, options, engine=engine, progress=progress, name=f"{task.name} {method} search")
     outcome = SearchOutcome(result, task, _command("search", task, space))

@@ -196,7 +196,7 @@ class SearchOutcome(_Outcome):
             return (not row["best"], np.inf if v is None or not np.isfinite(v) else (-v if higher else v))
 
         searched = [d.name for d in self._r.space if d.varies]
-        cols = ["member", *searched, "status", "rungs_reached" if self._r.method == "halving" else "decisions",
+        cols = ["member", *searched, "bracket", "status", "rungs_reached" if self._r.options.prunes else "decisions",
                 "epochs_trained", metric, test]
         cols = [c for c in cols if any(c in row for row in rows)]
         top = sorted(rows, key=order)[:10]

@@ -44,7 +44,7 @@ def test_help_lists_every_sub_command():
     (["plans", "--workloads", "mlp"], "argument --workloads: 'mlp' is not a workload"),
     (["chunk-spread"], "the following arguments are required: rounds"),
     (["search", "--labs", "lab-a,mnist"], "argument --labs: 'mnist' is not one of lab-a, boston, fashion"),
-    (["search", "--methods", "grid"], "argument --methods: 'grid' is not one of halving, pbt"),
+    (["search", "--methods", "grid"], "argument --methods: 'grid' is not one of halving, hyperband, hyperband-halton, hyperband-tpe, pbt"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as e:

@@ -206,3 +206,12 @@ def test_the_verbs_are_the_modules_of_the_same_names():
 
     assert jaxlabs.sweep.run_grid is run_grid and jaxlabs.search.run_search is run_search
     assert callable(jaxlabs.sweep) and callable(jaxlabs.search)
+
+
+def test_a_hyperband_search_is_one_call_its_brackets_sizing_the_population():
+    s = jaxlabs.search("fit-log2cos", method="hyperband", epochs=9, n=60, width=8, depth=2, progress=False)
+    r = s._r
+    assert len(r.members) == 9 + 5 + 3 and r.bracket.tolist() == [2] * 9 + [1] * 5 + [0] * 3
+    assert "bracket" in s.table() and s.best()["member"] == r.best
+    with pytest.raises(jaxlabs.LibraryError, match="leave members out"):
+        jaxlabs.search("fit-log2cos", method="hyperband", members=9, epochs=9)

@@ -18,8 +18,8 @@ from test_devices import free_port
 # members split over the two processes; long enough that the kill lands mid-training
 SWEEP = ["experiments.lr_sweep", "--n", "60", "--epochs", "8000", "--width", "8", "--depth", "2", "--seeds", "2",
          "--lr", "0.01,0.05", "--tolerance", "1e-9", "--plan", "map", "--no-tensorboard"]
-SEARCH = ["experiments.search", "--n", "60", "--epochs", "4000", "--width", "8", "--depth", "2", "--members", "4",
-          "--eta", "2", "--rungs", "1", "--plan", "map", "--seed", "5"]
+SEARCH = ["experiments.search", "--n", "60", "--epochs", "4000", "--width", "8", "--depth", "2", "--method", "halving",
+          "--members", "4", "--eta", "2", "--rungs", "1", "--plan", "map", "--seed", "5"]
 
 
 def both(command: list[str], out: Path, every: str) -> list[subprocess.Popen]:

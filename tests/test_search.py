@@ -166,6 +166,52 @@ def test_halving_prunes_as_worked_out_by_hand_and_the_program_shrinks():
     assert r.member_epochs == 6 * 2 + 2 * 6 + 12 and r.full_epochs == 9 * 12
 
 
+def test_hyperband_brackets_count_in_integers_at_exact_powers():
+    # 243 = 3^5: rungs 1, 3, 9, 27, 81 below it, so s_max = 5 and six brackets (a float log gives 4.999...)
+    assert [(s, n) for s, n, _ in decide.brackets(1, 3, 243)] == [(5, 243), (4, 98), (3, 41), (2, 18), (1, 9), (0, 6)]
+    assert decide.brackets(1, 3, 243)[1][2] == [3, 9, 27, 81]
+    assert [(s, n, r) for s, n, r in decide.brackets(1, 2, 8)] == [(3, 8, [1, 2, 4]), (2, 6, [2, 4]), (1, 4, [4]),
+                                                                (0, 4, [])]
+    # the default: three rungs from the budget / eta^3, four brackets of 27, 12, 6 and 4 members
+    o = SearchOptions("hyperband").check(90, 27)
+    assert (o.min_epochs, o.rungs, o.population_size(90, 27)) == (3, 3, 49)
+    assert o.decisions(90, 49) == [3, 9, 27] and o.bracket_of(90).tolist() == [3] * 27 + [2] * 12 + [1] * 6 + [0] * 4
+
+
+def test_hyperband_prunes_each_bracket_at_its_own_rungs_as_worked_out_by_hand():
+    # eta 3 from epoch 2 over 12 epochs: halving's rungs 2, 6, so brackets s = 2 (9 members, rungs 2 and 6),
+    # s = 1 (ceil(3 x 3 / 2) = 5 members, rung 6) and s = 0 (3 members, no rung), all in one program
+    b2 = [0.05, 0.3, 0.9, 0.4, 0.6, 0.2, 0.36, 0.1, 0.5]  # as in the halving test: kept 1, 3, 6 then 6
+    b1 = [0.33, 0.8, 0.3, 0.45, 0.15]  # |lr - 0.35|: .02, .45, .05, .10, .20: member 9 goes on at 6
+    b0 = [0.7, 0.351, 0.25]  # trained to the budget: member 15 (.001) is the best of every finalist
+    task, members = toy_members(b2 + b1 + b0)
+    r = run_search(task, members, toy_space(task), SearchOptions("hyperband", eta=3, min_epochs=2), progress=False,
+                   engine=ALWAYS_SHRINK)
+    assert r.bracket.tolist() == [2] * 9 + [1] * 5 + [0] * 3
+    assert [d["epoch"] for d in r.decisions] == [2, 6]
+    assert r.decisions[0]["brackets"] == [{"bracket": 2, "entered": 9, "kept": [1, 3, 6]}]
+    assert r.decisions[1]["brackets"] == [{"bracket": 2, "entered": 3, "kept": [6]},
+                                          {"bracket": 1, "entered": 5, "kept": [9]}]
+    assert r.best == 15
+    stop = {0: 2, 2: 2, 4: 2, 5: 2, 7: 2, 8: 2, 1: 6, 3: 6, 6: 12, 9: 12, 10: 6, 11: 6, 12: 6, 13: 6,
+            14: 12, 15: 12, 16: 12}
+    assert {i: int(s) for i, s in enumerate(r.final["stop_epoch"])} == stop
+    assert [i for i, s in enumerate(r.status) if s != "pruned"] == [6, 9, 14, 15, 16]
+    assert r.reached.tolist() == [0, 1, 0, 1, 0, 0, 2, 0, 0] + [1, 0, 0, 0, 0] + [0, 0, 0]
+    np.testing.assert_allclose(r.final["w"], np.float32(b2 + b1 + b0) * np.array([stop[i] for i in range(17)]),
+                               rtol=1e-6)
+    # one program: 17 members, then 16 (11 running after epoch 2), then 8 (5 running after epoch 6)
+    assert r.groups[0]["repacks"] == [(2, 16), (6, 8)]
+    assert {c[2] for c in r.groups[0]["compiled"] if c[0] == "chunk"} == {17, 16, 8}
+    assert r.brackets() == [
+        {"bracket": 2, "members": list(range(9)), "rungs": [2, 6], "member_epochs": 6 * 2 + 2 * 6 + 12, "best": 6},
+        {"bracket": 1, "members": list(range(9, 14)), "rungs": [6], "member_epochs": 4 * 6 + 12, "best": 9},
+        {"bracket": 0, "members": [14, 15, 16], "rungs": [], "member_epochs": 3 * 12, "best": 15}]
+    with pytest.raises(SearchError, match="take 17 members, not 9"):
+        run_search(task, members[:9], toy_space(task), SearchOptions("hyperband", eta=3, min_epochs=2),
+                   progress=False)
+
+
 def test_a_population_larger_than_one_program_runs_in_waves_and_decides_as_one_program():
     """Three waves of three members (as if memory held three): each trains to the rung, parked on
     the host while the others do; the rung ranks all nine together, as one program's does."""
@@ -294,6 +340,7 @@ LAB_A = ["--n", "60", "--width", "8", "--depth", "2", "--lr", "1e-3..0.1", "--to
     (["--method", "pbt", "--epochs", "50", "--pbt-every", "60"], "--pbt-every"),
     (["--method", "pbt", "--quantile", "0.7"], "--quantile"),
     (["--subset", "0.5"], "--subset"),
+    (["--members", "9"], "--members"),
 ])
 def test_bad_input_is_one_line_exit_2_and_out_untouched(tmp_path, capsys, args, flag):
     out = tmp_path / "out"
@@ -307,7 +354,7 @@ def test_bad_input_is_one_line_exit_2_and_out_untouched(tmp_path, capsys, args, 
 
 def test_the_command_writes_the_report_the_records_and_the_figures(tmp_path, capsys):
     out = tmp_path / "halving"
-    assert search_cmd.main([*LAB_A, "--epochs", "90", "--members", "9", "--checkpoint-every", "0",
+    assert search_cmd.main([*LAB_A, "--epochs", "90", "--method", "halving", "--members", "9", "--checkpoint-every", "0",
                             "--no-progress", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "best: member" in printed and "member-epochs" in printed
@@ -347,7 +394,7 @@ def test_the_command_writes_the_report_the_records_and_the_figures(tmp_path, cap
 
 
 # ----------------------------------------------------------------------------- durable and distributed
-KILLED = [*LAB_A, "--epochs", "20000", "--members", "8", "--plan", "vmap"]
+KILLED = [*LAB_A, "--epochs", "20000", "--plan", "vmap"]
 
 
 def _same_search(a: Path, b: Path) -> None:
@@ -362,8 +409,10 @@ def _same_search(a: Path, b: Path) -> None:
     assert sa == sb
 
 
-@pytest.mark.parametrize("method", [["--method", "halving", "--eta", "2", "--min-epochs", "400"],
-                                    ["--method", "pbt", "--pbt-every", "500"]], ids=["halving", "pbt"])
+@pytest.mark.parametrize("method", [["--method", "halving", "--members", "8", "--eta", "2", "--min-epochs", "400"],
+                                    ["--method", "pbt", "--members", "8", "--pbt-every", "500"],
+                                    ["--method", "hyperband", "--eta", "2", "--min-epochs", "400", "--rungs", "2"]],
+                         ids=["halving", "pbt", "hyperband"])
 def test_a_search_killed_mid_run_resumes_to_the_same_results(tmp_path, method):
     reference = tmp_path / "reference"
     assert search_cmd.main([*KILLED, *method, "--checkpoint-every", "0", "--no-progress", "--out",

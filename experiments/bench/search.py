@@ -45,6 +45,9 @@ LABS = {
 }
 
 
+METHODS = ("halving", "hyperband", "hyperband-halton", "hyperband-tpe", "pbt")
+
+
 def _names(allowed, none_ok: bool = False):
     def parse(text: str) -> list[str]:
         names = [t.strip() for t in text.split(",") if t.strip()]
@@ -62,8 +65,11 @@ def _names(allowed, none_ok: bool = False):
 def add_arguments(p) -> None:
     p.add_argument("--labs", type=_names(tuple(LABS), none_ok=True), default=list(LABS),
                    help="comma list of " + ", ".join(LABS) + " (none: only --overhead)")
-    p.add_argument("--methods", type=_names(("halving", "pbt")), default=["halving", "pbt"],
-                   help="comma list of halving, pbt")
+    p.add_argument("--methods", type=_names(METHODS), default=list(METHODS),
+                   help="comma list of " + ", ".join(METHODS) + " (hyperband-halton / -tpe: --rounds Hyperband "
+                        "iterations, Halton's or TPE's points)")
+    p.add_argument("--rounds", type=int_at_least(1), default=2,
+                   help="rounds of hyperband-halton and hyperband-tpe (default: %(default)s)")
     p.add_argument("--search-seeds", dest="search_seeds", type=int_at_least(2), default=5,
                    help="searches per method, each from its own seed (default: %(default)s)")
     p.add_argument("--grid-seeds", dest="grid_seeds", type=int_at_least(2), default=5,
@@ -126,12 +132,14 @@ def grid(task, lab, static, seeds: int, engine: EngineOptions) -> dict:
 
 
 def search(task, lab, static, method: str, seed: int, members: int, epochs: int, engine: EngineOptions,
-           rungs: int | None = None):
+           rungs: int | None = None, rounds: int = 2):
     opts = by_name(task.options)
     given = {k: parse_dimension(opts[k], v) for k, v in lab["ranges"].items()}
     fixed = {*lab["static"], "data_dir", "synthetic", "subset"}
     given.update({k: parse_dimension(opts[k], str(v)) for k, v in static.items() if k in fixed and v is not None})
     space = search_space(task.options, given)
+    if method.startswith("hyperband"):
+        return _hyperband(task, space, method, seed, epochs, engine, rounds)
     pop = population(task, space, members, seed)
     options = SearchOptions(method, rungs=rungs, min_epochs=max(1, epochs // 3 ** rungs) if rungs else None) \
         if method == "halving" else SearchOptions("pbt", pbt_every=max(1, epochs // 10))
@@ -144,6 +152,30 @@ def search(task, lab, static, method: str, seed: int, members: int, epochs: int,
             "val": float(r.final[r.metric][b]) if r.metric in r.final else None,
             "setting": {d.name: float(r.members[b].hparams[d.name]) for d in space if d.varies and d.option.traced},
             "last": {k: float(r.numbers[k][b]) for k in lab["ranges"]}}
+
+
+def _hyperband(task, space, method: str, seed: int, epochs: int, engine: EngineOptions, rounds: int) -> dict:
+    """Hyperband as the command runs it by default (one iteration), or ``rounds`` iterations whose
+    points are Halton's or TPE's; the winner: the best complete member of every round."""
+    import tempfile
+    from pathlib import Path
+
+    from jaxlabs.search.rounds import search_rounds
+
+    options = SearchOptions("hyperband").check(epochs, 27)
+    size = options.population_size(epochs, 27)
+    k, sampler = (1, "halton") if method == "hyperband" else (rounds, method.split("-")[1])
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        _, history, _ = search_rounds(task, space, options, size=size, seed=seed, rounds=k, sampler=sampler,
+                                      out=Path(out), config={}, engine=engine, progress=False, say=lambda s: None)
+    wall = time.perf_counter() - t0
+    higher = history[0]["attrs"]["metric"] in ("val_acc", "val_r2")
+    done = [t for t in history if t["state"] == "COMPLETE"]
+    win = max(done, key=lambda t: t["value"] if higher else -t["value"])
+    return {"seed": seed, "member_epochs": sum(t["attrs"]["epochs_trained"] for t in history), "wall_s": wall,
+            "compile_s": float("nan"), "decide_s": float("nan"), "members": len(history),
+            "test": win["attrs"][task.primary_metric], "val": win["value"], "setting": win["params"]}
 
 
 def verdict(xs, ys, higher: bool, claim: str) -> dict:
@@ -182,6 +214,36 @@ def overhead(members: int, engine: EngineOptions, epochs: int = 2000) -> list[di
     return out
 
 
+def optuna_cost(members: int, sampler: str = "tpe", steps: int = 30) -> dict:
+    """Optuna's share of a round of ``members``: TPE asked for the whole round told ``members``
+    earlier trials (each with ``steps`` intermediate values), and the round written to a SQLite study."""
+    import tempfile
+    from pathlib import Path
+
+    from jaxlabs.search import trials as T
+
+    task = get_task("fit-log2cos")
+    space = search_space(task.options, {"lr": parse_dimension(by_name(task.options)["lr"], "1e-4..1e-1")})
+    rng = np.random.default_rng(0)
+    earlier = [{"params": {"lr": float(10 ** rng.uniform(-4, -1))}, "state": "PRUNED" if i % 3 else "COMPLETE",
+                "value": float(rng.uniform()), "intermediate": {str(e + 1): float(rng.uniform()) for e in range(steps)},
+                "attrs": {"round": 0, "member": i, "metric": "val_mse"}} for i in range(members)]
+    t0 = time.perf_counter()
+    T.propose(space, earlier, members, sampler, 0, 1, higher=False)
+    ask_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as d:
+        study = T.open_study(f"sqlite:///{Path(d) / 'study.db'}", "bench", space, False, "val_mse")
+        t0 = time.perf_counter()
+        T.write_trials(study, space, earlier)
+        write_s = time.perf_counter() - t0
+    row = {"members": members, "sampler": sampler, "ask_s": ask_s, "sqlite_write_s": write_s,
+           "sqlite_per_trial_ms": 1000 * write_s / members}
+    print(f"  optuna: {sampler} asked for {members} points told {members} trials: {ask_s:.2f} s; {members} trials "
+          f"({steps} intermediate values each) written to SQLite: {write_s:.2f} s ({row['sqlite_per_trial_ms']:.1f} ms "
+          "a trial)")
+    return row
+
+
 def run(args) -> int:
     # as the commands run (compaction on), but whole epochs (--slice-steps 0): a bar that moves within an epoch
     # costs each program size three more compiles, on both sides
@@ -203,10 +265,11 @@ def run(args) -> int:
         higher = task.higher_is_better(task.primary_metric)
         for method in methods:
             size = lab["members"] if method == "halving" else g["members"]
-            runs = [search(task, lab, static, method, s, size, epochs, engine, args.rungs)
+            runs = [search(task, lab, static, method, s, size, epochs, engine, args.rungs, args.rounds)
                     for s in range(args.search_seeds)]
+            size = runs[0].get("members", size)
             tests = [r["test"] for r in runs]
-            v = verdict(tests, g["test"], higher, "worse" if method == "halving" else "better")
+            v = verdict(tests, g["test"], higher, "better" if method == "pbt" else "worse")
             me = float(np.median([r["member_epochs"] for r in runs]))
             wall = float(np.median([r["wall_s"] for r in runs]))
             entry[method] = {"members": size, "runs": runs, "verdict": v,
@@ -222,5 +285,6 @@ def run(args) -> int:
     if args.overhead:
         print(f"\ndecision overhead; {load()}")
         doc["overhead"] = overhead(args.overhead, engine, args.overhead_epochs)
+        doc["optuna"] = optuna_cost(args.overhead)
     save(args.json, doc)
     return 0

@@ -83,3 +83,26 @@ def best(scores: np.ndarray, candidates: Sequence[int], higher: bool) -> int:
     """The best of ``candidates`` (member indices) by ``scores``."""
     candidates = np.asarray(candidates, int)
     return int(candidates[ranking(np.asarray(scores)[candidates], higher)[0]])
+
+
+def brackets(min_epochs: int, eta: int, epochs: int, count: Optional[int] = None) -> list[tuple[int, int, list[int]]]:
+    """Hyperband's brackets (Li et al., JMLR 2018) over a budget of ``epochs``: (s, members, rungs)
+    for s = s_max .. 0, where the rungs of halving (:func:`rungs`) are the most aggressive bracket's,
+    bracket s ranks at the last s of them, and takes ceil((s_max + 1) eta^s / (s + 1)) members.
+    s_max is the number of halving rungs, counted in integers: a log would give one bracket too
+    few at an exact power (log(243) / log(3) is 4.999...)."""
+    ladder = rungs(min_epochs, eta, epochs, count)
+    top = len(ladder)
+    return [(s, -(-(top + 1) * eta ** s // (s + 1)), ladder[top - s:]) for s in range(top, -1, -1)]
+
+
+def bracket_rungs(members: int, ladder: Sequence[int], eta: int) -> list[int]:
+    """The rungs of a bracket that decide something: while more than one of its ``members`` is in
+    the race (each rung keeps ``max(1, n // eta)``)."""
+    out, n = [], members
+    for r in ladder:
+        if n <= 1:
+            break
+        out.append(r)
+        n = max(1, n // eta)
+    return out

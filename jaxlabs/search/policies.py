@@ -62,8 +62,9 @@ class SearchPolicy(Policy):
     holds, compacts = True, False
 
     def __init__(self, options, stops: list[int], chunk: int, unit: int, index: list[np.ndarray],
-                 metric: str, higher: bool, searched: list, worth_s: float):
+                 metric: str, higher: bool, searched: list, worth_s: float, bracket=None):
         self.options, self.plan, self.chunk, self.unit = options, stops, chunk, unit
+        self.bracket = bracket  # hyperband: (members,) each member's bracket s; None: one race
         self.index, self.metric, self.higher, self.searched, self.worth_s = index, metric, higher, searched, worth_s
         self.n = sum(len(i) for i in index)
 
@@ -103,7 +104,7 @@ class SearchPolicy(Policy):
     def decide(self, state, run):
         t0 = time.perf_counter()
         score, record = self.scores(state, run), state.record
-        if self.options.method == "halving":
+        if self.options.prunes:
             state, made, record = self._halve(state, run, score, record)
         else:
             state, made, record = self._exploit(state, run, score, record)
@@ -112,18 +113,39 @@ class SearchPolicy(Policy):
         made["seconds"] = round(time.perf_counter() - t0, 4)
         return dataclasses.replace(state, record=dataclasses.replace(record, decisions=record.decisions + (made,)))
 
+    def _races(self, epoch: int, alive: np.ndarray, budget: int) -> list[tuple[int, np.ndarray]]:
+        """The races ranked at ``epoch``: (bracket s, mask of its members in the race); halving's
+        one race (s = -1) of every member."""
+        if self.bracket is None:
+            return [(-1, alive)]
+        out = []
+        for s, n, ladder in self.options.brackets(budget):
+            if epoch in decide.bracket_rungs(n, ladder, self.options.eta):
+                out.append((s, alive & (self.bracket == s)))
+        return out
+
     def _halve(self, state, run, score, record):
-        """A rung: the best 1/eta of the members in the race go on, the others still running are pruned."""
+        """A rung: in each race ranked here (every member's in halving, a bracket's own in
+        hyperband), the best 1/eta go on, the others still running are pruned."""
         alive = np.asarray(record.alive, bool)
-        keep = process0(decide.survivors(score, alive, self.options.eta, self.higher).astype(np.float32)) > 0.5
-        out = alive & ~keep
-        reached = np.asarray(record.reached, int) + keep
         budget = run.budget()
+        races = self._races(state.stop, alive, budget)
+        keep, ranked = alive.copy(), np.zeros_like(alive)
+        for _, race in races:
+            keep = (keep & ~race) | decide.survivors(score, race, self.options.eta, self.higher)
+            ranked |= race
+        keep = process0(keep.astype(np.float32)) > 0.5
+        out = alive & ~keep
+        reached = np.asarray(record.reached, int) + (keep & ranked)
         for u, unit in enumerate(state.units):
             state = state.replace_unit(u, self._prune(run, u, unit, np.flatnonzero(out[self.rows(unit)]),
                                                       budget - state.stop, state.logs[unit.group]))
-        made = {"epoch": state.stop, "entered": int(alive.sum()), "kept": [int(i) for i in np.flatnonzero(keep)],
+        made = {"epoch": state.stop, "entered": int(ranked.sum()),
+                "kept": [int(i) for i in np.flatnonzero(keep & ranked)],
                 "sizes": [members_of(u.ws.state) for u in state.units]}
+        if self.bracket is not None:
+            made["brackets"] = [{"bracket": int(s), "entered": int(race.sum()),
+                                 "kept": [int(i) for i in np.flatnonzero(keep & race)]} for s, race in races]
         return state, made, dataclasses.replace(record, alive=tuple(alive & keep), reached=tuple(reached))
 
     def _prune(self, run, u: int, unit, members: np.ndarray, epochs_left: int, log):

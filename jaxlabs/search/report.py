@@ -52,8 +52,10 @@ def member_rows(r: SearchResult, test_metric: str) -> list[dict]:
             row[k] = m.static[k] if k in m.static else float(np.float32(m.hparams[k]))
         if r.method == "pbt":
             row.update({f"{k}_last": float(r.numbers[k][i]) for k in searched if k in r.numbers})
+        if r.bracket is not None:
+            row["bracket"] = int(r.bracket[i])
         row["status"] = r.status[i]
-        row["rungs_reached" if r.method == "halving" else "decisions"] = int(r.reached[i])
+        row["rungs_reached" if r.options.prunes else "decisions"] = int(r.reached[i])
         row["epochs_trained"] = int(r.final["stop_epoch"][i])
         for k in (r.metric, test_metric):
             if k in r.final and np.ndim(r.final[k][i]) == 0:
@@ -79,8 +81,10 @@ def summary(r: SearchResult, test_metric: str) -> dict:
             "status": r.status[b]}
 
 
-def write_results(r: SearchResult, task, out: Path, command: str = "") -> list[str]:
-    """Every file of a search into ``out``; the names of the figures."""
+def write_results(r: SearchResult, task, out: Path, command: str = "", rounds: Optional[list] = None,
+                  storage_s: float = 0.0) -> list[str]:
+    """Every file of a search into ``out``; the names of the figures. ``rounds``: per round of a
+    search of several (:func:`jaxlabs.search.rounds.summaries`); ``r`` is then the last one run."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     test = task.primary_metric
@@ -96,7 +100,10 @@ def write_results(r: SearchResult, task, out: Path, command: str = "") -> list[s
         "task": r.task, "method": r.method, "command": command, "data": r.data, "metric": r.metric,
         "higher_is_better": r.higher, "test_metric": test, "epochs": r.epochs, "options": vars(r.options),
         "space": [d.to_json() for d in r.space if d.varies], "best": best, "cost": cost,
-        "decisions": r.decisions, "lineage": r.lineage, "groups": r.groups})
+        "decisions": r.decisions, "lineage": r.lineage, "groups": r.groups,
+        **({"brackets": r.brackets()} if r.bracket is not None else {}),
+        **({"rounds": rounds, "winner": rounds_winner(rounds, r.higher), "storage_s": round(storage_s, 3)}
+           if rounds is not None else {})})
     arrays = {f"curves/{k}": v for k, v in r.curves.items()}
     arrays.update({f"numbers/{k}": np.stack([h[k] for _, h in r.history]) for k in r.history[0][1]})
     arrays["numbers_epochs"] = np.asarray([e for e, _ in r.history])
@@ -106,6 +113,8 @@ def write_results(r: SearchResult, task, out: Path, command: str = "") -> list[s
     if r.method == "pbt":
         figures.append(schedules_figure(r, out / "pbt_schedules.png"))
     text = report_text(r, task, rows, best, cost, figures, command)
+    if rounds is not None:
+        text = rounds_text(rounds, r, test, storage_s) + text
     atomic.write_text(out / "report.md", text)
     from jaxlabs.html import render
 
@@ -141,7 +150,7 @@ def curves_figure(r: SearchResult, path: Path) -> str:
         stop = int(r.final["stop_epoch"][i]) if r.status[i] == "pruned" else curves.shape[1]
         ax.plot(epochs[:stop], curves[i, :stop], color=cmap(norm(values[i])), lw=2.2 if i == r.best else 0.8,
                 alpha=1.0 if i == r.best else 0.7, zorder=3 if i == r.best else 2)
-    if r.method == "halving":
+    if r.options.prunes:
         for e in r.options.decisions(r.epochs, len(r.members)):
             ax.axvline(e, color="0.5", ls="--", lw=0.8)
     else:
@@ -152,9 +161,9 @@ def curves_figure(r: SearchResult, path: Path) -> str:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(r.metric + (" (higher is better)" if r.higher else " (lower is better)"))
-    what = "rungs dashed, pruned curves end at their rung" if r.method == "halving" else "exploit steps in grey"
+    what = "rungs dashed, pruned curves end at their rung" if r.options.prunes else "exploit steps in grey"
     data = f"; {r.data}" if r.data else ""
-    method = "halving" if r.method == "halving" else "PBT"
+    method = {"halving": "halving", "hyperband": "Hyperband"}.get(r.method, "PBT")
     ax.set_title(f"{r.task}: {method} over {len(r.members)} members ({what}){data}", fontsize=9)
     if d is not None:
         sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
@@ -230,7 +239,8 @@ def report_text(r: SearchResult, task, rows: list[dict], best: dict, cost: dict,
                 command: str = "") -> str:
     test = task.primary_metric
     searched = [d for d in r.space if d.varies]
-    lines = [f"# Search: {r.task}, {'successive halving' if r.method == 'halving' else 'population-based training'}",
+    title = {"halving": "successive halving", "hyperband": "Hyperband", "pbt": "population-based training"}
+    lines = [f"# Search: {r.task}, {title[r.method]}",
              "", f"{task.description}." + (f" Data: {r.data}." if r.data else ""), ""]
     if command:
         lines += ["```", command, "```", ""]
@@ -238,6 +248,8 @@ def report_text(r: SearchResult, task, rows: list[dict], best: dict, cost: dict,
     o = r.options
     rungs = ", ".join(map(str, o.decisions(r.epochs, len(r.members))))
     how = (f"eta {o.eta}, rungs at epochs {rungs}" if r.method == "halving" else
+           f"eta {o.eta}, {len(o.brackets(r.epochs))} brackets ranking their own members at rungs among epochs "
+           f"{rungs}" if r.method == "hyperband" else
            f"every {o.pbt_every} epochs the bottom {o.quantile:.0%} copy one of the top {o.quantile:.0%} and "
            f"perturb its numbers (x0.8 / x1.25, resampled with probability {o.resample:g})")
     lines += [f"{len(r.members)} members sampled from {space}; {r.epochs} epochs each at most; {how}. Ranked on "
@@ -259,7 +271,18 @@ def report_text(r: SearchResult, task, rows: list[dict], best: dict, cost: dict,
               f"The {len(r.decisions)} decisions took {r.decide_s:.2f} s in all "
               f"({r.decide_s / max(r.wall_s, 1e-9):.2%} "
               "of the run: ranking, draws, pruning, repacking, copying).", ""]
-    if r.method == "halving":
+    if r.method == "hyperband":
+        lines += ["## Brackets", "", "Every bracket's members trained in the same programs; each bracket ranks its "
+                  "own members at its own rungs, and the winner is the best of every bracket's finalists.", "",
+                  "| bracket | members | rungs | member-epochs | its best member |", "|---|---|---|---|---|"]
+        lines += [f"| {b['bracket']} | {len(b['members'])} | {', '.join(map(str, b['rungs'])) or '-'} | "
+                  f"{b['member_epochs']:,} | {b['best']}{' (the winner)' if b['best'] == r.best else ''} |"
+                  for b in r.brackets()]
+        lines += ["", "| epoch | bracket | members ranked | kept | program sizes after |", "|---|---|---|---|---|"]
+        lines += [f"| {d['epoch']} | {b['bracket']} | {b['entered']} | {len(b['kept'])} | "
+                  f"{', '.join(map(str, d['sizes']))} |" for d in r.decisions for b in d["brackets"]]
+        lines.append("")
+    elif r.method == "halving":
         lines += ["## Rungs", "", "| epoch | members ranked | kept | program sizes after |", "|---|---|---|---|"]
         lines += [f"| {d['epoch']} | {d['entered']} | {len(d['kept'])} | {', '.join(map(str, d['sizes']))} |"
                   for d in r.decisions]
@@ -277,11 +300,36 @@ def report_text(r: SearchResult, task, rows: list[dict], best: dict, cost: dict,
     top = sorted(rows, key=lambda row: (row["best"] is False, _order(row.get(r.metric), r.higher)))[:10]
     cols = ["member", *[d.name for d in searched], *([f"{d.name}_last" for d in searched if d.option.traced]
                                                       if r.method == "pbt" else []),
-            "status", "rungs_reached" if r.method == "halving" else "decisions", "epochs_trained", r.metric, test]
+            "bracket", "status", "rungs_reached" if r.options.prunes else "decisions", "epochs_trained", r.metric, test]
     lines += [f"## Top members by {r.metric}", "", _table(top, [c for c in cols if any(c in row for row in rows)]), ""]
     lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
     lines += ["Every member's row is in results.csv and results.json; curves and numbers over epochs in "
               "curves.npz.", ""]
+    return "\n".join(lines)
+
+
+def rounds_winner(rounds: list, higher: bool) -> Optional[dict]:
+    """The best complete member of every round: its round and numbers."""
+    done = [{"round": x["round"], **x["best"]} for x in rounds if x["best"]]
+    return min(done, key=lambda b: _order(b["value"], higher)) if done else None
+
+
+def rounds_text(rounds: list, r: SearchResult, test: str, storage_s: float) -> str:
+    """The report's head for a search of several rounds: every round's best and the winner."""
+    win = rounds_winner(rounds, r.higher)
+    lines = [f"# Rounds of a search: {r.task}, {len(rounds)} rounds", ""]
+    if win:
+        lines += [f"Best across the rounds: round {win['round'] + 1}, member {win['member']}: **"
+                  + ", ".join(f"{k}={_fmt(v)}" for k, v in win["params"].items())
+                  + f"**: {r.metric} {_fmt(win['value'])}, {test} {_fmt(win.get(test))}.", ""]
+    lines += ["| round | members | member-epochs | best | " + r.metric + " | " + test + " |", "|---|---|---|---|---|---|"]
+    for x in rounds:
+        b = x["best"] or {}
+        lines.append(f"| {x['round'] + 1} | {x['members']} | {x['member_epochs']:,} | "
+                     + (", ".join(f"{k}={_fmt(v)}" for k, v in b.get("params", {}).items()) or "-")
+                     + f" | {_fmt(b.get('value'))} | {_fmt(b.get(test))} |")
+    lines += ["", f"Writing this run's members to the storage took {storage_s:.2f} s." if storage_s else "",
+              "What follows is the last round run.", "", ""]
     return "\n".join(lines)
 
 

@@ -38,7 +38,8 @@ from jaxlabs.search.space import Dimension
 from jaxlabs.sweep import Member, GridObserver, group_specs, static_groups
 from jaxlabs.train import PRUNED, RUNNING, STATUS_NAMES
 
-METHODS = ("halving", "pbt")
+METHODS = ("hyperband", "halving", "pbt")
+HYPERBAND_RUNGS = 3  # hyperband's default: brackets s = 3 .. 0 (27, 12, 6 and 4 members at eta 3)
 # validation metrics a search ranks on, in order of preference; (name, larger is better)
 VALIDATION = (("val_acc", True), ("val_r2", True), ("val_loss", False), ("val_mse", False))
 
@@ -55,10 +56,12 @@ class SearchError(ValueError):
 class SearchOptions:
     """How the search decides. halving: ``eta`` (each rung keeps 1/eta), the first rung at
     ``min_epochs`` (None: the budget / eta**3), ``rungs`` (None: as many as the budget allows).
+    hyperband: brackets s = s_max .. 0 over halving's rungs (:func:`decide.brackets`; None for both
+    ``min_epochs`` and ``rungs``: three rungs from the budget / eta**3), its population their sizes.
     pbt: every ``pbt_every`` epochs (None: a tenth of the budget) the bottom ``quantile`` copy the
     top ``quantile``, and each copied number is resampled with probability ``resample``."""
 
-    method: str = "halving"
+    method: str = "hyperband"
     eta: int = 3
     min_epochs: Optional[int] = None
     rungs: Optional[int] = None
@@ -71,9 +74,11 @@ class SearchOptions:
         in; SearchError otherwise."""
         if self.method not in METHODS:
             raise SearchError("method", f"unknown search method {self.method!r}; choose {' or '.join(METHODS)}")
-        if self.method == "halving":
+        if self.prunes:
             if self.eta < 2:
                 raise SearchError("eta", f"eta must be a whole number >= 2 (each rung keeps 1/eta); got {self.eta}")
+            if self.method == "hyperband" and self.min_epochs is None and self.rungs is None:
+                self = dataclasses.replace(self, rungs=min(HYPERBAND_RUNGS, useful_rungs(epochs, self.eta)))
             low = self.min_epochs or max(1, epochs // self.eta ** (self.rungs or useful_rungs(members, self.eta)))
             try:
                 decide.rungs(low, self.eta, epochs, self.rungs)
@@ -95,14 +100,27 @@ class SearchOptions:
         """The epochs after which the search decides: halving's rungs while more than one member is
         in the race (a rung of one decides nothing), PBT's exploit steps."""
         if self.method == "halving":
-            out, n = [], members
-            for r in decide.rungs(self.min_epochs, self.eta, epochs, self.rungs):
-                if n <= 1:
-                    break
-                out.append(r)
-                n = max(1, n // self.eta)
-            return out
+            return decide.bracket_rungs(members, decide.rungs(self.min_epochs, self.eta, epochs, self.rungs), self.eta)
+        if self.method == "hyperband":  # the union of every bracket's
+            return sorted({r for _, n, ladder in self.brackets(epochs) for r in decide.bracket_rungs(n, ladder, self.eta)})
         return list(range(self.pbt_every, epochs, self.pbt_every))
+
+    @property
+    def prunes(self) -> bool:
+        """Whether members leave the race at rungs (halving, hyperband) rather than copy (PBT)."""
+        return self.method in ("halving", "hyperband")
+
+    def brackets(self, epochs: int) -> list[tuple[int, int, list[int]]]:
+        """Hyperband's brackets, (s, members, rungs) for s = s_max .. 0 (options checked)."""
+        return decide.brackets(self.min_epochs, self.eta, epochs, self.rungs)
+
+    def population_size(self, epochs: int, members: int) -> int:
+        """How many members the search samples: hyperband's bracket sizes summed, else ``members``."""
+        return sum(n for _, n, _ in self.brackets(epochs)) if self.method == "hyperband" else members
+
+    def bracket_of(self, epochs: int) -> np.ndarray:
+        """(members,) hyperband: each member's bracket s, in sampled order (bracket s_max first)."""
+        return np.concatenate([np.full(n, s, int) for s, n, _ in self.brackets(epochs)])
 
 
 def useful_rungs(members: int, eta: int) -> int:
@@ -150,6 +168,20 @@ class SearchResult:
     program_epochs: int  # member-epochs the programs ran (frozen and padded members included)
     groups: list[dict] = field(default_factory=list)  # per static configuration: static, members, repacks
     data: str = ""
+    bracket: Optional[np.ndarray] = None  # hyperband: (members,) each member's bracket s
+
+    def brackets(self) -> list[dict]:
+        """Hyperband: per bracket its members, rungs (those that decided), member-epochs and best."""
+        out = []
+        for s, n, ladder in self.options.brackets(self.epochs):
+            mine = np.flatnonzero(self.bracket == s)
+            live = [int(i) for i in mine if self.final["status"][i] != PRUNED]
+            scored = self.final[self.metric] if self.metric in self.final else self.curves[self.metric][:, -1]
+            out.append({"bracket": int(s), "members": [int(i) for i in mine],
+                        "rungs": decide.bracket_rungs(n, ladder, self.options.eta),
+                        "member_epochs": int(np.sum(self.final["stop_epoch"][mine])),
+                        "best": decide.best(scored, live or mine, self.higher)})
+        return out
 
     @property
     def status(self) -> list[str]:
@@ -211,7 +243,7 @@ class SearchBar:
             if self.observer is not None:  # pruned members: their rung in the HParams table
                 result = group_result(run, state, g)
                 result.final["pruned"] = (result.final["status"] == PRUNED).astype(np.float32)
-                if self.policy.options.method == "halving":
+                if self.policy.options.prunes:
                     result.final["rungs_passed"] = np.asarray(state.record.reached, np.float32)[self.policy.index[g]]
                 self.observer.group_done(g, result)
 
@@ -238,13 +270,20 @@ def run_search(task, members: Sequence[Member], space: Sequence[Dimension], opti
                                     "epochs: give --epochs one value")
     epochs = budgets.pop()
     options = options.check(epochs, len(members))
+    bracket = None
+    if options.method == "hyperband":
+        bracket = options.bracket_of(epochs)
+        if len(bracket) != len(members):
+            raise SearchError("members", f"hyperband's brackets ({', '.join(f's={s}: {n}' for s, n, _ in options.brackets(epochs))}) "
+                                         f"take {len(bracket)} members, not {len(members)}; sample "
+                                         "SearchOptions.population_size(epochs, members) of them")
     plan = options.decisions(epochs, len(members))
     chunk = engine.chunk or task.chunk
     unit = math.gcd(chunk, epochs, *plan)
     metric, higher = validation_metric(task, run.group(0).log_names())
     searched = [d for d in space if d.varies and d.option.traced]
     policy = SearchPolicy(options, plan, chunk, unit, index, metric, higher, searched,
-                          engine.compact_worth_s if engine.compaction else float("inf"))
+                          engine.compact_worth_s if engine.compaction else float("inf"), bracket)
     run.policy = policy
     for b in run.built.values():  # built before the policy was known: its chunk lengths are the policy's
         b.chunk, b.n_chunks = policy.first_chunk(b.trainer, engine), policy.chunks(b.trainer, engine)
@@ -276,7 +315,7 @@ def run_search(task, members: Sequence[Member], space: Sequence[Dimension], opti
     numbers = policy.numbers(state, run)
     alive = np.asarray(record.alive, bool)
     scored = final[metric] if metric in final else curves[metric][:, -1]
-    finalists = np.flatnonzero(alive) if options.method == "halving" else np.arange(n)
+    finalists = np.flatnonzero(alive) if options.prunes else np.arange(n)  # hyperband: across brackets
     best = decide.best(scored, finalists, higher)
     return SearchResult(
         task=task.name, method=options.method, options=options, space=list(space), metric=metric, higher=higher,
@@ -289,4 +328,4 @@ def run_search(task, members: Sequence[Member], space: Sequence[Dimension], opti
                  "plan": str(log.decision.plan or VMAP), "plan_source": log.decision.source or "forced",
                  "programs": dict(log.programs)}
                 for g, log in zip(groups, state.logs)],
-        data=state.logs[0].data)
+        data=state.logs[0].data, bracket=bracket)

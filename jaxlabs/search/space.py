@@ -151,11 +151,17 @@ def member_seed(search_seed: int, i: int) -> int:
     return search_seed * 100_003 + i
 
 
-def population(task, space: Sequence[Dimension], members: int, seed: int) -> list[Member]:
+def population(task, space: Sequence[Dimension], members: int, seed: int, start: int = 0) -> list[Member]:
     """The members of a search: sampled points, each with its static configuration validated by the
-    task (and its :meth:`~jaxlabs.tasks.base.Task.check`) and its traced numbers."""
+    task (and its :meth:`~jaxlabs.tasks.base.Task.check`) and its traced numbers. ``start``: skip
+    that many points of the sequence first (a later round of the search continues it)."""
+    return members_at(task, space, sample(space, start + members, seed)[start:], seed, start)
+
+
+def members_at(task, space: Sequence[Dimension], points: Sequence[dict], seed: int, start: int = 0) -> list[Member]:
+    """Members at given ``points`` (every option's value), the ``start + i``-th seeds of the search."""
     out, checked = [], set()
-    for i, point in enumerate(sample(space, members, seed)):
+    for i, point in enumerate(points):
         static = task.resolve_static(**{k: v for k, v in point.items() if k in task.static_defaults})
         key = json.dumps(static, sort_keys=True, default=str)
         if key not in checked:
@@ -164,7 +170,7 @@ def population(task, space: Sequence[Dimension], members: int, seed: int) -> lis
         numbers = task.hparams(**{k: v for k, v in point.items() if k in task.traced_defaults})
         varied = [d.name for d in space if d.varies]
         label = " ".join(f"{k}={_fmt(point[k])}" for k in varied) or "default"
-        out.append(Member(label, static, numbers, member_seed(seed, i)))
+        out.append(Member(label, static, numbers, member_seed(seed, start + i)))
     return out
 
 
