@@ -58,29 +58,6 @@ class CheckpointDamaged(ValueError):
     """The output folder's checkpoint cannot be read back (and no earlier one can either)."""
 
 
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    text = text.split(" [tensorstore_spec=")[0]
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
-@contextlib.contextmanager
-def _quiet_orbax():
-    """orbax logs each failed read of a damaged checkpoint from its background tasks; the caller
-    says it in one line instead."""
-    import logging
-
-    loggers = [logging.getLogger(n) for n in ("asyncio", "absl")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
 def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, sort_keys=True, default=str))
 
