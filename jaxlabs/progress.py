@@ -14,6 +14,7 @@ throughput (``1,234 img/s``). :func:`tick` moves the engine's bar after each chu
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Optional
 
 import numpy as np
@@ -81,3 +82,17 @@ def with_rate(line: str, rate: float, unit: str = "img/s") -> str:
     epoch the counts and metrics are the last epoch's, the rate is the piece just run."""
     kept = (line.rsplit(" | ", 1)[0] if " | " in line else "") if line.endswith(unit) else line
     return f"{kept} | {rate:,.0f} {unit}" if kept else f"{rate:,.0f} {unit}"
+
+
+def without_epoch(line: str) -> str:
+    """``line`` (the bar's text) without the part :func:`within_epoch` added."""
+    line = line.split(" | epoch ")[0]
+    return "" if line.startswith("epoch ") else line
+
+
+def within_epoch(line: str, done: int, into: float, of: int) -> str:
+    """``line`` with where a long epoch is, ``epoch 6 of 10, 42%``: ``done`` whole epochs (the bar's
+    count), ``into`` epochs the pieces covered since, ``of`` the budget."""
+    whole = max(math.ceil(into - 1e-9), 1)  # the epoch the pieces are in, 1-based past the count
+    where = f"epoch {min(done + whole, of)} of {of}, {100 * (into - (whole - 1)):.0f}%"
+    return f"{line} | {where}" if line else where

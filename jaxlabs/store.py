@@ -35,7 +35,8 @@ import numpy as np
 from jaxlabs import interrupt
 from jaxlabs.checkpoint import CheckpointDamaged, CheckpointMismatch, _difference, _jsonable, _write_json, remove
 from jaxlabs.engine.placement import process0
-from jaxlabs.engine.run import GroupLog, Run, RunState, Unit, host_like, on_host, to_devices, to_host
+from jaxlabs.engine.run import Run, host_like
+from jaxlabs.engine.state import GroupLog, RunState, Unit, on_host, to_devices, to_host
 from jaxlabs.interrupt import Interrupted
 
 KEEP = 2  # steps kept: a step cut short by a kill leaves the one before it

@@ -3,7 +3,6 @@ fewest waves that fit, under the group's plan, with a progress bar per wave (:fu
 :func:`run_group` is one group alone, and :class:`GroupResult` what a group returns."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -13,7 +12,7 @@ from tqdm.auto import tqdm
 from jaxlabs.engine.options import EngineOptions
 from jaxlabs.engine.plans import VMAP
 from jaxlabs.engine.run import GroupSpec, Hooks, Policy, Run, SweepPolicy, member_keys  # noqa: F401 (member_keys: its home)
-from jaxlabs.progress import converging, with_rate
+from jaxlabs.progress import converging, with_rate, within_epoch, without_epoch
 from jaxlabs.progress import tick as tick_bar
 from jaxlabs.train import Trainer
 
@@ -90,13 +89,10 @@ class WaveBars:
             return
         b = self.run.group(unit.group)
         into = self.into[u] = self.into.get(u, 0.0) + share
-        line = (getattr(bar, "postfix", None) or "").split(" | epoch ")[0]
-        line = "" if line.startswith("epoch ") else line
+        line = without_epoch(getattr(bar, "postfix", None) or "")
         if b.trainer.items_per_epoch and seconds > 0:  # the wave's members' images
             line = with_rate(line, share * b.trainer.items_per_epoch * len(unit.members) / seconds)
-        whole = max(math.ceil(into - 1e-9), 1)  # the epoch the pieces are in, 1-based past the bar's count
-        bar.set_postfix_str(within_epoch(line, min(int(bar.n) + whole, b.trainer.max_epochs), b.trainer.max_epochs,
-                                         into - (whole - 1)), refresh=True)
+        bar.set_postfix_str(within_epoch(line, int(bar.n), into, b.trainer.max_epochs), refresh=True)
 
     def unit_done(self, u: int, state) -> None:
         bar = self.bars.pop(u, None)
@@ -112,12 +108,6 @@ class WaveBars:
         for bar in self.bars.values():
             bar.close()
         self.bars.clear()
-
-
-def within_epoch(line: str, epoch: int, of: int, share: float) -> str:
-    """``line`` with where a long epoch is: ``epoch 6 of 10, 42%``."""
-    where = f"epoch {epoch} of {of}, {100 * share:.0f}%"
-    return f"{line} | {where}" if line else where
 
 
 def group_result(run: Run, state, g: int) -> GroupResult:

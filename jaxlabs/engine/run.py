@@ -38,7 +38,7 @@ from jaxlabs.engine.placement import Placement, members_of
 from jaxlabs.engine.plans import VMAP
 from jaxlabs.engine.programs import PlanPrograms
 from jaxlabs.engine.policy import Policy, SweepPolicy  # noqa: F401 (SweepPolicy: a sweep's, reached from here)
-from jaxlabs.engine.state import GroupLog, RunState, Unit, held, on_host, to_devices, to_host  # noqa: F401 (the loop's state)
+from jaxlabs.engine.state import GroupLog, RunState, Unit, held, on_host, to_devices, to_host
 from jaxlabs.engine.wave import WaveState, after_chunk, compaction_order, fresh, merged, repacked, run_chunk
 from jaxlabs.train import RUNNING, Trainer
 

@@ -28,10 +28,11 @@ from typing import Optional, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxlabs.engine.group import group_result, within_epoch
+from jaxlabs.engine.group import group_result
 from jaxlabs.engine.options import EngineOptions
 from jaxlabs.engine.plans import VMAP
 from jaxlabs.engine.run import Hooks, Policy, Run
+from jaxlabs.progress import within_epoch, without_epoch
 from jaxlabs.search import decide
 from jaxlabs.search.policies import SearchPolicy, SearchRecord  # noqa: F401 (SearchRecord: the store's, reached from here)
 from jaxlabs.search.space import Dimension
@@ -234,10 +235,8 @@ class SearchBar:
 
         def sliced(u, share, seconds):  # within a long epoch: where it is, the count stays whole
             self.into += share
-            line = (getattr(self.bar, "postfix", None) or "").split(" | epoch ")[0]
-            whole = max(math.ceil(self.into - 1e-9), 1)  # the epoch the pieces are in, past the bar's count
-            self.bar.set_postfix_str(within_epoch(line, min(int(self.bar.n) + whole, self.bar.total), self.bar.total,
-                                                  self.into - (whole - 1)), refresh=True)
+            line = without_epoch(getattr(self.bar, "postfix", None) or "")
+            self.bar.set_postfix_str(within_epoch(line, int(self.bar.n), self.into, self.bar.total), refresh=True)
 
         def group_done(g, state):
             if self.observer is not None:  # pruned members: their rung in the HParams table
