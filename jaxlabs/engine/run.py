@@ -23,6 +23,7 @@ The store (:mod:`jaxlabs.store`) saves a RunState between chunks and gives one b
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
@@ -69,10 +70,12 @@ class GroupSpec:
 
 
 class Built:
-    """A group's trainer, programs and auto, built when its first unit starts (and again on resume)."""
+    """A group's trainer, programs and auto, built when its first unit starts (and again on resume).
+    Its chunk lengths and auto are the run's policy's, asked when first needed (a search reads
+    its trainers' budgets and logs before it knows its policy)."""
 
-    def __init__(self, spec: GroupSpec, policy: "Policy"):
-        self.spec = spec
+    def __init__(self, spec: GroupSpec, run: "Run"):
+        self.spec, self.run = spec, run
         self.trainer, data = spec.build()
         options = spec.options
         self.placement = Placement(options.device_list())
@@ -81,11 +84,18 @@ class Built:
         self.programs_for = PlanPrograms(self.trainer, self.placement.shared(data), options.precision,
                                          self.placement, options.compile_options)  # the data placed once
         self.programs_for.slice_steps = options.slice_steps
-        self.chunk = policy.first_chunk(self.trainer, options)
-        self.n_chunks = policy.chunks(self.trainer, options)
-        self.auto = Auto(self.trainer, self.programs_for, options, spec.plan_key, self.chunk, self.n_chunks)
         self.key_data = np.asarray(member_keys(spec.seeds))  # (members, 2) uint32, on the host
         self.hp = {k: np.asarray(v, np.float32) for k, v in spec.hparams.items()}
+
+    @functools.cached_property
+    def chunk(self) -> int:
+        """The chunk length auto probes with and the memory check sizes."""
+        return self.run.policy.first_chunk(self.trainer, self.spec.options)
+
+    @functools.cached_property
+    def auto(self) -> Auto:
+        chunks = self.run.policy.chunks(self.trainer, self.spec.options)
+        return Auto(self.trainer, self.programs_for, self.spec.options, self.spec.plan_key, self.chunk, chunks)
 
     def programs(self, decision: Decision):
         return self.programs_for(decision.plan or VMAP)
@@ -126,7 +136,7 @@ class Run:
     # ------------------------------------------------------------------ building
     def group(self, g: int) -> Built:
         if g not in self.built:
-            self.built[g] = Built(self.specs[g], self.policy)
+            self.built[g] = Built(self.specs[g], self)
         return self.built[g]
 
     def layout(self, g: int) -> tuple[list[np.ndarray], Decision]:

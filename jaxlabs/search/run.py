@@ -283,10 +283,7 @@ def run_search(task, members: Sequence[Member], space: Sequence[Dimension], opti
     searched = [d for d in space if d.varies and d.option.traced]
     policy = SearchPolicy(options, plan, chunk, unit, index, metric, higher, searched,
                           engine.compact_worth_s if engine.compaction else float("inf"), bracket)
-    run.policy = policy
-    for b in run.built.values():  # built before the policy was known: its chunk lengths are the policy's
-        b.chunk, b.n_chunks = policy.first_chunk(b.trainer, engine), policy.chunks(b.trainer, engine)
-        b.auto.chunk, b.auto.chunks = b.chunk, b.n_chunks
+    run.policy = policy  # before anything asks a group for its chunk lengths
     n = len(members)
     bar = SearchBar(policy, epochs, progress, f"{name or f'{task.name} {options.method}'} ({n} members)",
                     None if observer is None else GridObserver(observer, groups))
